@@ -1,0 +1,1 @@
+"""PFAMI: probabilistic-fluctuation membership inference against generative models."""
