@@ -1,0 +1,43 @@
+"""Attacks: each turns the features of the shadow and target records into membership scores.
+
+``score_attack`` is the one entry point; every attack returns (shadow scores, target scores),
+higher = member. ``queries_per_record`` says what each costs in network evaluations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pfami.attacks.loss import calibrated_loss_scores, loss_attack_scores
+from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
+
+ATTACKS = ("loss", "calibrated_loss", "pfami_met", "pfami_met_single", "pfami_nns")
+DISPLAY_NAMES = {"loss": "Loss", "calibrated_loss": "Calibrated loss", "pfami_met": "PFAMI_Met",
+                 "pfami_met_single": "PFAMI_Met (one strength)", "pfami_nns": "PFAMI_NNs"}
+
+
+def score_attack(attack: str, settings: dict, shadow: dict[str, np.ndarray], target: dict[str, np.ndarray],
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``shadow`` / ``target``: the arrays of a fluctuation file (H, the loss tensors, labels)."""
+    if attack == "loss":
+        return loss_attack_scores(shadow["attacked_model_losses"]), loss_attack_scores(target["attacked_model_losses"])
+    if attack == "calibrated_loss":
+        return tuple(calibrated_loss_scores(role["attacked_model_losses"], role["reference_model_losses"])
+                     for role in (shadow, target))
+    if attack in ("pfami_met", "pfami_met_single"):
+        strength_index = settings.get("strength_index")
+        return pfami_met_scores(shadow["fluctuation"], strength_index), pfami_met_scores(target["fluctuation"], strength_index)
+    if attack == "pfami_nns":
+        return pfami_nns_scores(shadow["fluctuation"], shadow["is_member"], target["fluctuation"],
+                                settings["epochs"], settings["learning_rate"], seed)
+    raise ValueError(f"attacks: unknown attack {attack!r}; choose from {list(ATTACKS)}")
+
+
+def queries_per_record(attack: str, timestep_count: int, strength_count: int) -> dict[str, int]:
+    """Network evaluations per attacked record on the target and the reference model."""
+    full = timestep_count * (strength_count + 1)
+    return {"loss": {"target": timestep_count, "reference": 0},
+            "calibrated_loss": {"target": timestep_count, "reference": timestep_count},
+            "pfami_met": {"target": full, "reference": full},
+            "pfami_met_single": {"target": 2 * timestep_count, "reference": 2 * timestep_count},
+            "pfami_nns": {"target": full, "reference": full}}[attack]

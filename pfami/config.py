@@ -1,0 +1,58 @@
+"""Checks of an experiment config that a JSON schema cannot express (run before anything else)."""
+
+from __future__ import annotations
+
+from pfami.perturb import check_mechanism
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and what to do."""
+
+
+def check_experiment(name: str, experiment: dict) -> None:
+    where = f"experiments.{name}"
+    model, estimation, perturbation = experiment["model"], experiment["estimation"], experiment["perturbation"]
+    if model["beta_start"] >= model["beta_end"]:
+        raise ConfigError(f"{where}.model.beta_start must be below beta_end ({model['beta_start']} >= {model['beta_end']})")
+    too_late = [t for t in estimation["timesteps"] if t >= model["train_timesteps"]]
+    if too_late:
+        raise ConfigError(f"{where}.estimation.timesteps: {too_late} not below model.train_timesteps "
+                          f"({model['train_timesteps']}); use timesteps in 0..{model['train_timesteps'] - 1}")
+    levels = len(model["block_out_channels"])
+    bad_levels = [level for level in model.get("attention_levels", []) if level >= levels]
+    if bad_levels:
+        raise ConfigError(f"{where}.model.attention_levels: {bad_levels} but the U-Net has {levels} levels (0..{levels - 1})")
+    image_size = experiment["data"]["image_size"]
+    if image_size % 2 ** (levels - 1):
+        raise ConfigError(f"{where}.data.image_size: {image_size} is not divisible by 2^{levels - 1} "
+                          f"(the U-Net halves it {levels - 1} times); pick a multiple of {2 ** (levels - 1)}")
+    try:
+        check_mechanism(perturbation["mechanism"], experiment["data"]["channels"])
+    except ValueError as error:
+        raise ConfigError(f"{where}.{error}") from None
+    strength_count = len(perturbation["strengths"])
+    for attack in ("pfami_met", "pfami_met_single"):
+        index = experiment["attacks"].get(attack, {}).get("strength_index")
+        if index is not None and index >= strength_count:
+            raise ConfigError(f"{where}.attacks.{attack}.strength_index: {index} but there are only {strength_count} "
+                              f"strengths (indices 0..{strength_count - 1})")
+    training = experiment["training"]
+    if training.get("warmup_steps", 0) >= training["steps"]:
+        raise ConfigError(f"{where}.training.warmup_steps must be below training.steps")
+
+
+def check_config(config: dict) -> None:
+    for name, experiment in config["experiments"].items():
+        check_experiment(name, experiment)
+
+
+def describe_experiment(experiment: dict) -> str:
+    """One line saying what an experiment attacks, for the results table."""
+    data, model, training = experiment["data"], experiment["model"], experiment["training"]
+    source = "scikit-learn digits" if data["source"] == "digits" else data.get("path", data["source"])
+    return (f"{model['family'].upper()} ({'x'.join(map(str, model['block_out_channels']))} U-Net, "
+            f"{training['steps']} steps) on {source} at {data['image_size']} px, "
+            f"{experiment['splits']['members']} members per model; perturbation: {experiment['perturbation']['mechanism']} "
+            f"x {len(experiment['perturbation']['strengths'])} strengths, "
+            f"{len(experiment['estimation']['timesteps'])} timesteps, "
+            f"{'common' if experiment['estimation'].get('common_noise', True) else 'independent'} noise.")

@@ -1,0 +1,108 @@
+"""Probability proxies: the per-timestep denoising loss of a record and of its neighbours.
+
+``L[record, m, n] = mean_{C,H,W} (eps_theta(sqrt(abar_t) x~_n + sqrt(1 - abar_t) eps, t) - eps)^2``
+for t = timesteps[m] and x~_0 the record itself, x~_1..N its neighbours. A lower loss stands
+for a higher probability.
+
+Noise. With ``common_noise=True`` (the default) the noise for a record and a timestep depends
+only on (seed, record id, timestep index): the record, each neighbour and every model see the
+same draw, so differences between them are not swamped by noise. ``common_noise=False``
+reproduces the authors' choice of an independent draw per record, neighbour and model.
+Either way the draw does not depend on batching or device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pfami.perturb import make_neighbours
+from pfami.seeding import stable_key
+
+NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def resolve_device(requested: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU; otherwise the named device."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device: {requested!r} was asked for but CUDA is not available; set device: auto or cpu")
+    return device
+
+
+def record_noise(seed: int, record_id: int, shape: tuple[int, ...], stream: Sequence[int] = ()) -> torch.Tensor:
+    """Standard normal noise of ``shape`` determined by (seed, record id, stream) alone."""
+    draw_seed = np.random.SeedSequence([seed, record_id, *stream]).generate_state(1)[0]
+    return torch.randn(shape, generator=torch.Generator().manual_seed(int(draw_seed)))
+
+
+def noise_for_block(record_ids: Sequence[int], timestep_count: int, neighbour_count: int, image_shape: tuple[int, ...],
+                    seed: int, common_noise: bool, model_name: str) -> torch.Tensor:
+    """Noise [B, 1 + N, M, C, H, W] for a block of records (a broadcast view in common mode)."""
+    if common_noise:
+        draws = torch.stack([record_noise(seed, int(rid), (timestep_count, *image_shape)) for rid in record_ids])
+        return draws[:, None].expand(-1, neighbour_count + 1, *draws.shape[1:])
+    model_key = stable_key(model_name)
+    return torch.stack([
+        torch.stack([record_noise(seed, int(rid), (timestep_count, *image_shape), (n, model_key))
+                     for n in range(neighbour_count + 1)])
+        for rid in record_ids
+    ])
+
+
+def diffusion_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, images: np.ndarray,
+                     record_ids: Sequence[int], timesteps: Sequence[int], mechanism: str,
+                     strengths: Sequence[float], seed: int, common_noise: bool = True, model_name: str = "",
+                     batch_size: int = 1024, device: torch.device | None = None,
+                     autocast_dtype: torch.dtype | None = None, show_progress: bool = True) -> np.ndarray:
+    """The loss tensor L [R, M, 1 + N] of ``images`` [R, C, S, S] and their neighbours.
+
+    Records are processed in blocks whose (1 + N) x M evaluations fill about ``batch_size``
+    network inputs, so memory is bounded by ``batch_size`` whatever the number of records."""
+    device = device or torch.device("cpu")
+    timestep_count, neighbour_count = len(timesteps), len(strengths)
+    evaluations_per_record = timestep_count * (neighbour_count + 1)
+    records_per_block = max(1, batch_size // evaluations_per_record)
+    alphas = alphas_cumprod.to(torch.float64)[list(timesteps)]
+    signal_scale = alphas.sqrt().float().view(1, 1, -1, 1, 1, 1)
+    noise_scale = (1 - alphas).sqrt().float().view(1, 1, -1, 1, 1, 1)
+    timestep_tensor = torch.as_tensor(list(timesteps), dtype=torch.long)
+    losses = np.empty((len(images), timestep_count, neighbour_count + 1), dtype=np.float32)
+
+    starts = range(0, len(images), records_per_block)
+    for start in tqdm(starts, desc="losses", disable=not show_progress, mininterval=5.0):
+        stop = min(start + records_per_block, len(images))
+        block = torch.from_numpy(images[start:stop])
+        neighbours = make_neighbours(block, mechanism, strengths)  # [B, 1+N, C, H, W]
+        noise = noise_for_block(record_ids[start:stop], timestep_count, neighbour_count, block.shape[1:], seed,
+                                common_noise, model_name)  # [B, 1+N, M, C, H, W]
+        noisy = signal_scale * neighbours[:, :, None] + noise_scale * noise
+        flat_noisy = noisy.reshape(-1, *block.shape[1:])
+        flat_noise = noise.reshape(-1, *block.shape[1:])
+        flat_timesteps = timestep_tensor.repeat((stop - start) * (neighbour_count + 1))
+        block_losses = torch.empty(len(flat_noisy))
+        for chunk in range(0, len(flat_noisy), batch_size):
+            part = slice(chunk, chunk + batch_size)
+            block_losses[part] = _denoising_loss(eps_model, flat_noisy[part], flat_noise[part],
+                                                 flat_timesteps[part], device, autocast_dtype)
+        losses[start:stop] = block_losses.view(stop - start, neighbour_count + 1, timestep_count).transpose(1, 2).numpy()
+    return losses
+
+
+@torch.inference_mode()
+def _denoising_loss(eps_model: NoisePredictor, noisy: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+                    device: torch.device, autocast_dtype: torch.dtype | None) -> torch.Tensor:
+    noisy, noise, timesteps = noisy.to(device), noise.to(device), timesteps.to(device)
+    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        prediction = eps_model(noisy, timesteps)
+    return (prediction.float() - noise).pow(2).mean(dim=(1, 2, 3)).cpu()
+
+
+def unet_noise_predictor(unet) -> NoisePredictor:
+    """Adapt a diffusers UNet2DModel to ``eps_model(noisy, timesteps) -> predicted noise``."""
+    return lambda noisy, timesteps: unet(noisy, timesteps).sample

@@ -1,0 +1,84 @@
+"""Every figure of the pipeline (matplotlib, PNG, written atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pfami.io import atomic_path  # noqa: E402
+
+
+def _save(figure, path: str | Path) -> None:
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120, bbox_inches="tight", format="png")
+    plt.close(figure)
+
+
+def plot_roc(curves: dict[str, np.ndarray], aucs: dict[str, float], title: str, path: str | Path,
+             smallest_fpr: float) -> None:
+    """Log-log ROC curves ({label: [K, 2+] fpr, tpr}) with the chance line."""
+    figure, axes = plt.subplots(figsize=(5.5, 5))
+    floor = smallest_fpr / 2
+    for label, points in curves.items():
+        axes.plot(np.maximum(points[:, 0], floor), np.maximum(points[:, 1], floor),
+                  label=f"{label} (AUC {aucs[label]:.3f})", linewidth=1.5)
+    chance = np.logspace(np.log10(floor), 0, 50)
+    axes.plot(chance, chance, "k--", linewidth=1, label="chance")
+    axes.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1.05), xlabel="False positive rate",
+             ylabel="True positive rate (members)", title=title)
+    axes.legend(fontsize=8, loc="lower right")
+    axes.grid(True, which="both", alpha=0.3)
+    _save(figure, path)
+
+
+def plot_fluctuation_matrices(member_mean: np.ndarray, non_member_mean: np.ndarray, timesteps: list[int],
+                              strengths: list[float], title: str, path: str | Path) -> None:
+    """Mean calibrated fluctuation H of members and of non-members side by side, one colour scale."""
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4.2), gridspec_kw={"width_ratios": [1, 1, 0.05]})
+    limit = float(np.abs(np.stack([member_mean, non_member_mean])).max()) or 1.0
+    for ax, matrix, name in zip(axes[:2], (member_mean, non_member_mean), ("members", "non-members")):
+        image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+        ax.set(title=f"mean H, {name}", xlabel="perturbation strength", ylabel="timestep",
+               xticks=range(len(strengths)), yticks=range(len(timesteps)))
+        ax.set_xticklabels([f"{s:.2f}" for s in strengths], rotation=60, fontsize=7)
+        ax.set_yticklabels([str(t) for t in timesteps], fontsize=7)
+    figure.colorbar(image, cax=axes[2], label="H = r_target - r_reference")
+    figure.suptitle(title)
+    _save(figure, path)
+
+
+def plot_loss_curves(curves: dict[str, np.ndarray], title: str, path: str | Path, window: int = 50) -> None:
+    """Training loss per step (moving average over ``window`` steps) of each model."""
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for label, curve in curves.items():
+        width = max(1, min(window, len(curve)))
+        smoothed = np.convolve(curve, np.ones(width) / width, mode="valid")
+        axes.plot(np.arange(width, len(curve) + 1), smoothed, label=label)
+    axes.set(xlabel="training step", ylabel=f"denoising loss ({window}-step mean)", title=title, yscale="log")
+    axes.legend()
+    axes.grid(True, alpha=0.3)
+    _save(figure, path)
+
+
+def plot_score_distributions(scores: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: str | Path) -> None:
+    """Histograms of member and non-member scores per attack ({label: (member, non-member)})."""
+    count = len(scores)
+    columns = min(3, count)
+    rows = (count + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    for ax, (label, (member_scores, non_member_scores)) in zip(axes.flat, scores.items()):
+        bins = np.histogram_bin_edges(np.concatenate([member_scores, non_member_scores]), bins=30)
+        ax.hist(non_member_scores, bins=bins, alpha=0.6, label="non-members")
+        ax.hist(member_scores, bins=bins, alpha=0.6, label="members")
+        ax.set(title=label, xlabel="score (higher = member)", ylabel="records")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[count:]:
+        ax.axis("off")
+    figure.suptitle(title)
+    figure.tight_layout()
+    _save(figure, path)

@@ -1,0 +1,57 @@
+"""Evaluate every attack of an experiment: metrics.json and one ROC CSV per attack."""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pfami.attacks import queries_per_record
+from pfami.io import atomic_path, atomic_write_text, load_arrays, read_scores
+from pfami.cli import run
+from pfami.metrics import evaluate_attack, roc_points
+
+
+def main(args: argparse.Namespace) -> None:
+    target = load_arrays(args.target_features, ("fluctuation", "is_member", "clamped"))
+    shadow = load_arrays(args.shadow_features, ("fluctuation", "is_member", "clamped"))
+    timestep_count, strength_count = target["fluctuation"].shape[1:]
+    metrics = {"experiment": args.experiment,
+               "records": {"target_members": int(target["is_member"].sum()),
+                           "target_non_members": int((~target["is_member"]).sum()),
+                           "shadow_members": int(shadow["is_member"].sum()),
+                           "shadow_non_members": int((~shadow["is_member"]).sum())},
+               "records_with_clamped_loss": {"target": int(target["clamped"].sum()), "shadow": int(shadow["clamped"].sum())},
+               "attacks": {}}
+    for scores_path in args.scores:
+        attack = Path(scores_path).stem
+        scores = read_scores(scores_path)
+        if not {"shadow", "target"} <= scores.keys():
+            raise ValueError(f"{scores_path}: needs both shadow and target rows; rerun the attack")
+        shadow_rows, target_rows = scores["shadow"], scores["target"]
+        result = evaluate_attack(shadow_rows["scores"], shadow_rows["is_member"], target_rows["scores"],
+                                 target_rows["is_member"], args.bootstrap_resamples, args.seed)
+        result["queries_per_record"] = queries_per_record(attack, timestep_count, strength_count)
+        metrics["attacks"][attack] = result
+        points = roc_points(target_rows["scores"], target_rows["is_member"])
+        with atomic_path(Path(args.roc_dir) / f"{attack}.csv") as temporary:
+            np.savetxt(temporary, points[:, :2], delimiter=",", header="fpr,tpr", comments="", fmt="%.6g")
+    atomic_write_text(args.output, json.dumps(metrics, indent=1) + "\n")
+    for attack, result in metrics["attacks"].items():
+        low, high = result["ci95"]["auc"]
+        print(f"{attack:>18}: AUC {result['auc']:.3f} [{low:.3f}, {high:.3f}]  "
+              f"TPR@1%FPR {result['tpr_at_0.01_fpr']:.3f}  ASR {result['asr']:.3f} (FPR {result['threshold_fpr']:.3f})")
+
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--experiment", required=True)
+parser.add_argument("--scores", nargs="+", required=True, help="scores CSVs, one per attack, named {attack}.csv")
+parser.add_argument("--target-features", required=True)
+parser.add_argument("--shadow-features", required=True)
+parser.add_argument("--bootstrap-resamples", type=int, default=1000)
+parser.add_argument("--seed", type=int, required=True)
+parser.add_argument("--output", required=True, help="metrics.json to write")
+parser.add_argument("--roc-dir", required=True, help="folder for roc/{attack}.csv")
+
+if __name__ == "__main__":
+    run(main, parser)

@@ -1,0 +1,37 @@
+"""Score the shadow and target records with one attack; write record id, role, is_member, score."""
+
+import argparse
+
+import numpy as np
+
+from pfami.attacks import score_attack
+from pfami.cli import json_value, run
+from pfami.io import atomic_path, load_arrays
+from pfami.seeding import derived_seed
+
+
+def main(args: argparse.Namespace) -> None:
+    shadow = load_arrays(args.shadow_features, ("fluctuation", "is_member", "record_ids"))
+    target = load_arrays(args.target_features, ("fluctuation", "is_member", "record_ids"))
+    shadow_scores, target_scores = score_attack(args.attack, args.settings, shadow, target,
+                                                derived_seed(args.seed, "attack", args.attack))
+    with atomic_path(args.output) as temporary:
+        with open(temporary, "w") as handle:
+            handle.write("record_id,role,is_member,score\n")
+            for role, arrays, scores in (("shadow", shadow, shadow_scores), ("target", target, target_scores)):
+                for record_id, is_member, score in zip(arrays["record_ids"], arrays["is_member"], scores):
+                    handle.write(f"{record_id},{role},{int(is_member)},{score:.9g}\n")
+    print(f"{args.attack}: scored {len(shadow_scores)} shadow and {len(target_scores)} target records; "
+          f"target score mean {np.mean(target_scores):.4g}")
+
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--attack", required=True)
+parser.add_argument("--settings", type=json_value, default={}, help="the attack's config section (JSON)")
+parser.add_argument("--shadow-features", required=True, help="fluctuation file of the shadow records")
+parser.add_argument("--target-features", required=True, help="fluctuation file of the target records")
+parser.add_argument("--seed", type=int, required=True)
+parser.add_argument("--output", required=True, help="scores CSV to write")
+
+if __name__ == "__main__":
+    run(main, parser)

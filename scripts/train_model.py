@@ -1,0 +1,37 @@
+"""Train one role's model (target, shadow or reference) on that role's members."""
+
+import argparse
+
+import torch
+
+from pfami.cli import json_value, run
+from pfami.data import load_dataset, load_splits
+from pfami.likelihood import resolve_device
+from pfami.models.ddpm import train_ddpm
+from pfami.seeding import derived_seed
+
+
+def main(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    images = load_dataset(args.data)
+    members = images[load_splits(args.splits_file, images)[f"{args.role}_members"]]
+    curve = train_ddpm(members, args.model, args.training, derived_seed(args.seed, "train", args.role), args.output,
+                       args.state, resolve_device(args.device))
+    print(f"trained the {args.role} model on {len(members)} members for {len(curve)} steps; "
+          f"final loss (mean of last 100 steps) {sum(curve[-100:]) / len(curve[-100:]):.4f}")
+
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--data", type=json_value, required=True, help="the experiment's data section (JSON)")
+parser.add_argument("--splits-file", required=True)
+parser.add_argument("--role", choices=["target", "shadow", "reference"], required=True)
+parser.add_argument("--model", type=json_value, required=True, help="the experiment's model section (JSON)")
+parser.add_argument("--training", type=json_value, required=True, help="the experiment's training section (JSON)")
+parser.add_argument("--seed", type=int, required=True)
+parser.add_argument("--device", default="auto")
+parser.add_argument("--threads", type=int, default=1)
+parser.add_argument("--output", required=True, help="model folder to write")
+parser.add_argument("--state", required=True, help="resumable training state file")
+
+if __name__ == "__main__":
+    run(main, parser)

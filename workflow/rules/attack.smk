@@ -1,0 +1,76 @@
+rule estimate_losses:
+    input:
+        model="results/{experiment}/models/{model}",
+        splits="results/{experiment}/splits.json",
+    output:
+        "results/{experiment}/losses/{model}-on-{records}.npz",
+    params:
+        data=section("data"),
+        attacked=lambda w: json.dumps(experiment(w)["splits"].get("attacked_per_part")),
+        estimation=section("estimation"),
+        perturbation=section("perturbation"),
+        seed=lambda w: experiment(w)["seed"],
+        device=config["device"],
+    threads: threads_for(2)
+    resources:
+        mem_mb=3000,
+    log:
+        "results/{experiment}/logs/estimate_losses/{model}-on-{records}.log",
+    benchmark:
+        "results/{experiment}/benchmarks/estimate_losses/{model}-on-{records}.tsv"
+    shell:
+        "{PYTHON} scripts/estimate_losses.py --data {params.data:q} --splits-file {input.splits} "
+        "--records {wildcards.records} --attacked-per-part {params.attacked:q} --model-dir {input.model} "
+        "--model-name {wildcards.model} --estimation {params.estimation:q} --perturbation {params.perturbation:q} "
+        "--seed {params.seed} --device {params.device} --threads {threads} --output {output} > {log} 2>&1"
+
+
+rule extract_fluctuations:
+    input:
+        attacked_model="results/{experiment}/losses/{records}-on-{records}.npz",
+        reference_model="results/{experiment}/losses/reference-on-{records}.npz",
+    output:
+        "results/{experiment}/fluctuations/{records}.npz",
+    params:
+        min_loss=lambda w: experiment(w)["fluctuation"].get("min_loss", 1e-6),
+    log:
+        "results/{experiment}/logs/extract_fluctuations/{records}.log",
+    shell:
+        "{PYTHON} scripts/extract_fluctuations.py --target-model-losses {input.attacked_model} "
+        "--reference-model-losses {input.reference_model} --min-loss {params.min_loss} --output {output} > {log} 2>&1"
+
+
+rule score_attack:
+    input:
+        shadow="results/{experiment}/fluctuations/shadow.npz",
+        target="results/{experiment}/fluctuations/target.npz",
+    output:
+        "results/{experiment}/scores/{attack}.csv",
+    params:
+        settings=lambda w: json.dumps(experiment(w)["attacks"][w.attack]),
+        seed=lambda w: experiment(w)["seed"],
+    log:
+        "results/{experiment}/logs/score_attack/{attack}.log",
+    shell:
+        "{PYTHON} scripts/score_attack.py --attack {wildcards.attack} --settings {params.settings:q} "
+        "--shadow-features {input.shadow} --target-features {input.target} --seed {params.seed} "
+        "--output {output} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        scores=lambda w: expand("results/{experiment}/scores/{attack}.csv", experiment=w.experiment, attack=attacks_of(w)),
+        shadow="results/{experiment}/fluctuations/shadow.npz",
+        target="results/{experiment}/fluctuations/target.npz",
+    output:
+        metrics="results/{experiment}/metrics.json",
+        roc=directory("results/{experiment}/roc"),
+    params:
+        resamples=lambda w: experiment(w)["evaluation"]["bootstrap_resamples"],
+        seed=lambda w: experiment(w)["seed"],
+    log:
+        "results/{experiment}/logs/evaluate.log",
+    shell:
+        "{PYTHON} scripts/evaluate.py --experiment {wildcards.experiment} --scores {input.scores} "
+        "--target-features {input.target} --shadow-features {input.shadow} --bootstrap-resamples {params.resamples} "
+        "--seed {params.seed} --output {output.metrics} --roc-dir {output.roc} > {log} 2>&1"

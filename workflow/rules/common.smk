@@ -1,0 +1,46 @@
+# Config validation, experiment expansion and the helpers every rule uses.
+
+import json
+import sys
+
+from snakemake.utils import validate
+
+from pfami.config import ConfigError, check_config, describe_experiment
+
+validate(config, "../schemas/config.schema.yaml")
+try:
+    check_config(config)
+except ConfigError as error:
+    sys.exit(f"config error: {error}")
+
+EXPERIMENTS = list(config["experiments"])
+ROLES = ["target", "shadow", "reference"]
+ATTACKED_ROLES = ["target", "shadow"]
+FIGURES = ["roc", "fluctuation", "score_distributions", "training_loss"]
+# The interpreter Snakemake runs under, so rules work without an activated environment.
+PYTHON = sys.executable
+
+
+wildcard_constraints:
+    experiment="|".join(EXPERIMENTS),
+    role="target|shadow|reference",
+    model="target|shadow|reference",
+    records="target|shadow",
+
+
+def experiment(wildcards):
+    return config["experiments"][wildcards.experiment]
+
+
+def section(name):
+    """A rule parameter: the named config section of the rule's experiment, as JSON."""
+    return lambda wildcards: json.dumps(experiment(wildcards)[name])
+
+
+def attacks_of(wildcards):
+    return list(experiment(wildcards)["attacks"])
+
+
+def threads_for(parallel_jobs):
+    """Share the cores among the jobs that usually run side by side."""
+    return max(1, workflow.cores // parallel_jobs)

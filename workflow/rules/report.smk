@@ -1,0 +1,44 @@
+rule make_figures:
+    input:
+        metrics="results/{experiment}/metrics.json",
+        roc="results/{experiment}/roc",
+        scores=lambda w: expand("results/{experiment}/scores/{attack}.csv", experiment=w.experiment, attack=attacks_of(w)),
+        target="results/{experiment}/fluctuations/target.npz",
+        models=expand("results/{{experiment}}/models/{role}", role=ROLES),
+    output:
+        roc=report("results/{experiment}/figures/roc.png", caption="../report/roc.rst", category="{experiment}"),
+        fluctuation=report(
+            "results/{experiment}/figures/fluctuation.png", caption="../report/fluctuation.rst", category="{experiment}"
+        ),
+        distributions=report(
+            "results/{experiment}/figures/score_distributions.png",
+            caption="../report/score_distributions.rst",
+            category="{experiment}",
+        ),
+        training=report(
+            "results/{experiment}/figures/training_loss.png", caption="../report/training_loss.rst", category="{experiment}"
+        ),
+    params:
+        scores_dir="results/{experiment}/scores",
+        figures_dir="results/{experiment}/figures",
+    log:
+        "results/{experiment}/logs/make_figures.log",
+    shell:
+        "{PYTHON} scripts/make_figures.py --experiment {wildcards.experiment} --metrics {input.metrics} "
+        "--roc-dir {input.roc} --scores-dir {params.scores_dir} --target-features {input.target} "
+        "--model-dirs {input.models} --figures-dir {params.figures_dir} > {log} 2>&1"
+
+
+rule make_summary:
+    input:
+        expand("results/{experiment}/metrics.json", experiment=EXPERIMENTS),
+    output:
+        markdown=report("results/summary.md", caption="../report/summary.rst", category="Summary"),
+        csv="results/summary.csv",
+    params:
+        descriptions=json.dumps({name: describe_experiment(config["experiments"][name]) for name in EXPERIMENTS}),
+    log:
+        "results/logs/make_summary.log",
+    shell:
+        "{PYTHON} scripts/make_summary.py --metrics {input} --descriptions {params.descriptions:q} "
+        "--markdown {output.markdown} --csv {output.csv} > {log} 2>&1"

@@ -1,0 +1,24 @@
+rule train_model:
+    input:
+        splits="results/{experiment}/splits.json",
+    output:
+        directory("results/{experiment}/models/{role}"),
+    params:
+        data=section("data"),
+        model=section("model"),
+        training=section("training"),
+        seed=lambda w: experiment(w)["seed"],
+        device=config["device"],
+        # Outside the output folder: Snakemake clears outputs before a rerun, the state must survive.
+        state="results/{experiment}/train_state/{role}.pt",
+    threads: threads_for(3)
+    resources:
+        mem_mb=3000,
+    log:
+        "results/{experiment}/logs/train_model/{role}.log",
+    benchmark:
+        "results/{experiment}/benchmarks/train_model/{role}.tsv"
+    shell:
+        "{PYTHON} scripts/train_model.py --data {params.data:q} --splits-file {input.splits} --role {wildcards.role} "
+        "--model {params.model:q} --training {params.training:q} --seed {params.seed} --device {params.device} "
+        "--threads {threads} --output {output} --state {params.state} > {log} 2>&1"
