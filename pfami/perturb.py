@@ -29,8 +29,10 @@ def centre_crop(images: torch.Tensor, strength: float, pixel_aligned: bool = Fal
         top, left = (height - crop_h) // 2, (width - crop_w) // 2
         cropped = images[..., top : top + crop_h, left : left + crop_w]
         return F.interpolate(cropped, size=(height, width), mode="bilinear", align_corners=False)
-    # A zoom about the centre by 1/strength is exactly a centre crop of side S*strength
-    # followed by a bilinear resize to S (align_corners=False convention).
+    # A zoom about the centre by 1/strength is a centre crop of side S*strength followed by a
+    # bilinear resize to S (align_corners=False convention). When the crop is whole pixels it
+    # equals the pixel-aligned crop except on the outermost ring of output pixels, where the
+    # zoom blends in the real pixels just outside the box and the resize repeats its edge.
     theta = torch.tensor([[strength, 0.0, 0.0], [0.0, strength, 0.0]], dtype=images.dtype, device=images.device)
     grid = F.affine_grid(theta.expand(images.shape[0], 2, 3), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
