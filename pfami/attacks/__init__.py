@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pfami.attacks.loss import calibrated_loss_scores, loss_attack_scores
+from pfami.attacks.baselines import calibrated_loss_attack, loss_attack
 from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
 
 ATTACKS = ("loss", "calibrated_loss", "pfami_met", "pfami_met_single", "pfami_nns")
@@ -20,9 +20,9 @@ def score_attack(attack: str, settings: dict, shadow: dict[str, np.ndarray], tar
                  seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``shadow`` / ``target``: the arrays of a fluctuation file (H, the loss tensors, labels)."""
     if attack == "loss":
-        return loss_attack_scores(shadow["attacked_model_losses"]), loss_attack_scores(target["attacked_model_losses"])
+        return loss_attack(shadow["attacked_model_losses"]), loss_attack(target["attacked_model_losses"])
     if attack == "calibrated_loss":
-        return tuple(calibrated_loss_scores(role["attacked_model_losses"], role["reference_model_losses"])
+        return tuple(calibrated_loss_attack(role["attacked_model_losses"], role["reference_model_losses"])
                      for role in (shadow, target))
     if attack in ("pfami_met", "pfami_met_single"):
         strength_index = settings.get("strength_index")

@@ -1,0 +1,45 @@
+"""Shared fixtures: the tiny workflow run once per session in a temporary copy of the project."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+PROJECT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = PROJECT / "tests" / "data" / "tiny_config.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+torch.set_num_threads(1)
+
+
+def copy_project(destination: Path, config: Path = TINY_CONFIG) -> Path:
+    """A runnable copy of the workflow (rules, scripts, schema) with ``config`` as its config."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "workflow", "scripts", "config"):
+        source = PROJECT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, destination / name)
+    shutil.copy(config, destination / "config" / "config.yaml")
+    return destination
+
+
+def run_snakemake(workdir: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([*SNAKEMAKE, *arguments], cwd=workdir, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(arguments)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The whole tiny DAG, run once; tests read its artefacts."""
+    workdir = copy_project(tmp_path_factory.mktemp("tiny_run"))
+    run_snakemake(workdir, "--cores", "2")
+    return workdir

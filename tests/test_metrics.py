@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from pfami.metrics import bootstrap_intervals, evaluate_attack, fit_threshold, operating_point, roc_summary
+
+# members: 0.9, 0.8, 0.4 ; non-members: 0.7, 0.3, 0.2, 0.1
+SCORES = np.array([0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1])
+IS_MEMBER = np.array([True, True, True, False, False, False, False])
+
+
+def test_auc_and_tpr_at_fpr_by_hand():
+    summary = roc_summary(SCORES, IS_MEMBER)
+    # pairs (member > non-member): 0.9 and 0.8 beat all 4, 0.4 beats 3 -> 11 / 12
+    assert summary["auc"] == pytest.approx(11 / 12)
+    # at FPR 0 the two top members are found: TPR 2/3 (both levels are below 1/4)
+    assert summary["tpr_at_0.01_fpr"] == pytest.approx(2 / 3)
+    assert summary["tpr_at_0.001_fpr"] == pytest.approx(2 / 3)
+
+
+def test_members_are_the_positive_class():
+    flipped = roc_summary(-SCORES, IS_MEMBER)
+    assert flipped["auc"] == pytest.approx(1 / 12)
+
+
+def test_threshold_from_one_set_applied_to_another():
+    threshold = fit_threshold(SCORES, IS_MEMBER)
+    # balanced accuracy: above 0.35 -> (3/3 + 3/4) / 2 = 0.875, the best; above 0.75 -> (2/3 + 1) / 2
+    assert threshold == pytest.approx(0.35)
+    point = operating_point(np.array([0.95, 0.5, 0.75, 0.1]), np.array([True, True, False, False]), threshold)
+    assert point == {"asr": 0.75, "tpr": 1.0, "fpr": 0.5}
+
+
+def test_bootstrap_intervals_are_seeded_and_contain_the_estimate():
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(1, 1, 200), rng.normal(0, 1, 200)])
+    labels = np.arange(400) < 200
+    first = bootstrap_intervals(scores, labels, 0.5, resamples=200, seed=5)
+    assert first == bootstrap_intervals(scores, labels, 0.5, resamples=200, seed=5)
+    auc = roc_summary(scores, labels)["auc"]
+    assert first["auc"][0] < auc < first["auc"][1]
+    assert first["auc"][1] - first["auc"][0] < 0.15
+
+
+def test_evaluate_attack_uses_the_shadow_threshold():
+    result = evaluate_attack(SCORES, IS_MEMBER, SCORES - 10, IS_MEMBER, resamples=20, seed=0)
+    # the shadow threshold (0.35) is far above every shifted target score: nobody predicted member
+    assert result["threshold_fpr"] == 0.0 and result["threshold_tpr"] == 0.0
+    assert result["asr"] == pytest.approx(4 / 7)
+    assert result["auc"] == pytest.approx(11 / 12)
+
+
+def test_bad_scores_are_refused():
+    with pytest.raises(ValueError, match="both members and non-members"):
+        roc_summary(np.ones(3), np.ones(3, bool))
+    with pytest.raises(ValueError, match="record index 1 is NaN"):
+        roc_summary(np.array([0.1, np.nan]), np.array([True, False]))
