@@ -255,9 +255,18 @@ class SlurmCluster:
             self._wait(self._controller_up, "slurmctld to answer 'scontrol ping'")
             self._start_daemon(
                 "slurmd",
-                [_which("slurmd"), "-D", "-f", str(self.conf_path), "-N", self.nodename],
+                [
+                    _which("slurmd"),
+                    "-D",
+                    "-f",
+                    str(self.conf_path),
+                    "-N",
+                    self.nodename,
+                ],
             )
-            self._wait(lambda: self.node_state() == "idle", "the node to be idle in sinfo")
+            self._wait(
+                lambda: self.node_state() == "idle", "the node to be idle in sinfo"
+            )
         except BaseException:
             self.stop()
             raise
