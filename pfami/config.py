@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import jsonschema
+import yaml
+
 from pfami.perturb import check_mechanism
 
 
@@ -41,7 +46,13 @@ def check_experiment(name: str, experiment: dict) -> None:
         raise ConfigError(f"{where}.training.warmup_steps must be below training.steps")
 
 
-def check_config(config: dict) -> None:
+def check_config(config: dict, schema_path: str | Path) -> None:
+    """Validate against the JSON schema, then the cross-key rules; one-line ``ConfigError`` on failure."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is not None:
+        key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{key}: {error.message}; see config/README.md")
     for name, experiment in config["experiments"].items():
         check_experiment(name, experiment)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pfami.attacks.classifier import cross_fitted_scores, fit_classifier, member_scores
+from pfami.attacks.classifier import cross_fitted_scores
 
 
 def pfami_met_scores(fluctuations: np.ndarray, strength_index: int | None = None) -> np.ndarray:
@@ -20,10 +20,9 @@ def pfami_met_scores(fluctuations: np.ndarray, strength_index: int | None = None
 def pfami_nns_scores(shadow_fluctuations: np.ndarray, shadow_is_member: np.ndarray,
                      target_fluctuations: np.ndarray, epochs: int, learning_rate: float,
                      seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """PFAMI_NNs: a small ResNet on H as a 1 x M x N image, trained on the shadow model's records.
+    """PFAMI_NNs: a small ResNet on H as a 1 x M x N image, trained on the shadow model's records
+    (two-fold cross-fitting, see ``cross_fitted_scores``).
 
     Returns (out-of-fold shadow scores, target scores); the target's labels are never seen."""
-    shadow_features, target_features = shadow_fluctuations[:, None], target_fluctuations[:, None]
-    model = fit_classifier(shadow_features, shadow_is_member, epochs, learning_rate, seed)
-    shadow_scores = cross_fitted_scores(shadow_features, shadow_is_member, epochs, learning_rate, seed)
-    return shadow_scores, member_scores(model, target_features)
+    return cross_fitted_scores(shadow_fluctuations[:, None], shadow_is_member, target_fluctuations[:, None], epochs,
+                               learning_rate, seed)

@@ -11,7 +11,7 @@ rule estimate_losses:
         perturbation=section("perturbation"),
         seed=lambda w: experiment(w)["seed"],
         device=config["device"],
-    threads: threads_for(2)
+    threads: 1
     resources:
         mem_mb=3000,
     log:

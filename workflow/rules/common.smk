@@ -7,11 +7,12 @@ from snakemake.utils import validate
 
 from pfami.config import ConfigError, check_config, describe_experiment
 
-validate(config, "../schemas/config.schema.yaml")
 try:
-    check_config(config)
+    check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 except ConfigError as error:
     sys.exit(f"config error: {error}")
+# Fills in the schema's defaults.
+validate(config, "../schemas/config.schema.yaml")
 
 EXPERIMENTS = list(config["experiments"])
 ROLES = ["target", "shadow", "reference"]
@@ -39,8 +40,3 @@ def section(name):
 
 def attacks_of(wildcards):
     return list(experiment(wildcards)["attacks"])
-
-
-def threads_for(parallel_jobs):
-    """Share the cores among the jobs that usually run side by side."""
-    return max(1, workflow.cores // parallel_jobs)

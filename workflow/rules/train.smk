@@ -11,7 +11,10 @@ rule train_model:
         device=config["device"],
         # Outside the output folder: Snakemake clears outputs before a rerun, the state must survive.
         state="results/{experiment}/train_state/{role}.pt",
-    threads: threads_for(3)
+    # One thread per job: jobs run side by side, which beats threading these small networks.
+    threads: 1
+    # Training is the longest step; start it before any estimation so no core idles at the end.
+    priority: 10
     resources:
         mem_mb=3000,
     log:

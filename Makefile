@@ -1,0 +1,28 @@
+# Two entry points for a fresh clone: `make reproduce` and `make test`.
+# Both create .venv with the pinned versions (constraints.txt) on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+
+.PHONY: reproduce test env clean-results
+
+$(BIN)/snakemake: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first: on a machine with its CPU wheel on disk, this takes it instead of a CUDA download.
+	$(BIN)/pip install --quiet -c constraints.txt torch
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+env: $(BIN)/snakemake
+
+reproduce: env
+	$(BIN)/snakemake --cores $(CORES)
+
+test: env
+	$(BIN)/python -m pytest -q
+
+clean-results:
+	rm -rf results/*/ results/summary.md results/summary.csv .snakemake

@@ -1,0 +1,118 @@
+"""The whole DAG on the tiny config, in a temporary copy of the project."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pfami.attacks import ATTACKS
+from tests.conftest import PROJECT, copy_project, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+ROLES = ("target", "shadow", "reference")
+LOSS_TENSORS = ("target-on-target", "reference-on-target", "shadow-on-shadow", "reference-on-shadow")
+
+
+def test_every_artefact_is_there(tiny_run):
+    results = tiny_run / "results" / "tiny"
+    splits = json.loads((results / "splits.json").read_text())
+    assert len(splits["fingerprint"]) == 64 and splits["record_count"] == 1797
+    for role in ROLES:
+        model = results / "models" / role
+        assert (model / "unet" / "diffusion_pytorch_model.safetensors").exists()
+        assert (model / "scheduler" / "scheduler_config.json").exists()
+        assert len((model / "loss_curve.csv").read_text().splitlines()) == 1 + 12
+        assert (results / "logs" / "train_model" / f"{role}.log").exists()
+    for name in LOSS_TENSORS:
+        with np.load(results / "losses" / f"{name}.npz") as tensor:
+            assert tensor["losses"].shape == (48, 3, 4) and np.isfinite(tensor["losses"]).all()
+            assert tensor["is_member"].sum() == 24
+    with np.load(results / "fluctuations" / "target.npz") as features:
+        assert features["fluctuation"].shape == (48, 3, 3)
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert set(metrics["attacks"]) == set(ATTACKS)
+    for attack, result in metrics["attacks"].items():
+        scores = (results / "scores" / f"{attack}.csv").read_text().splitlines()
+        assert scores[0] == "record_id,role,is_member,score" and len(scores) == 1 + 96
+        assert (results / "roc" / f"{attack}.csv").exists()
+        assert 0 <= result["auc"] <= 1 and result["ci95"]["auc"][0] <= result["ci95"]["auc"][1]
+        assert {"tpr_at_0.01_fpr", "tpr_at_0.001_fpr", "asr", "threshold_fpr", "queries_per_record"} <= result.keys()
+    assert metrics["attacks"]["pfami_met"]["queries_per_record"] == {"target": 12, "reference": 12}
+    for figure in ("roc", "fluctuation", "score_distributions", "training_loss"):
+        assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+    summary = (tiny_run / "results" / "summary.md").read_text()
+    assert "## tiny" in summary and "| PFAMI_NNs |" in summary and "| Loss |" in summary
+    assert len((tiny_run / "results" / "summary.csv").read_text().splitlines()) == 1 + len(ATTACKS)
+    assert not list(tiny_run.glob("results/**/*.partial*")), "a temporary file was left behind"
+
+
+def test_nothing_left_to_do_after_a_run(tiny_run):
+    assert "Nothing to be done" in run_snakemake(tiny_run, "-n").stdout
+
+
+def test_same_config_gives_same_splits_and_metrics(tiny_run, tmp_path):
+    again = copy_project(tmp_path / "again")
+    run_snakemake(again, "--cores", "2")
+    for name in ("splits.json", "metrics.json"):
+        assert (again / "results" / "tiny" / name).read_text() == (tiny_run / "results" / "tiny" / name).read_text()
+
+
+def test_html_report_holds_the_figures(tiny_run):
+    run_snakemake(tiny_run, "--report", "report.html")
+    report = (tiny_run / "report.html").read_text(errors="replace")
+    assert "roc.png" in report and "summary.md" in report
+
+
+def test_default_config_plans_the_whole_dag():
+    result = run_snakemake(PROJECT, "-n", "--forceall", "--quiet", "rules")
+    for rule in ("split_dataset", "train_model", "estimate_losses", "extract_fluctuations", "score_attack",
+                 "evaluate", "make_figures", "make_summary"):
+        assert rule in result.stdout
+
+
+def test_lint_has_nothing_to_say():
+    result = run_snakemake(PROJECT, "--lint")
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("members: 24,", "members: many,"), "config error: experiments.tiny.splits.members: 'many' is not of type"),
+    (("mechanism: crop", "mechanism: hue"), "config error: experiments.tiny.perturbation.mechanism: 'hue' needs RGB"),
+    (("strength_index: 1", "strength_index: 9"), "config error: experiments.tiny.attacks.pfami_met_single.strength_index"),
+])
+def test_bad_config_fails_before_anything_runs_with_one_line(tmp_path, edit, message):
+    workdir = copy_project(tmp_path / "bad")
+    config = workdir / "config" / "config.yaml"
+    config.write_text(config.read_text().replace(*edit))
+    result = run_snakemake(workdir, "-n", check=False)
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("config error")]
+    assert len(lines) == 1 and lines[0].startswith(message)
+    assert not (workdir / "results").exists()
+
+
+def test_split_sizes_larger_than_the_data_fail_with_one_line_and_no_file(tmp_path):
+    output = tmp_path / "splits.json"
+    result = subprocess.run([sys.executable, str(PROJECT / "scripts" / "split_dataset.py"),
+                             "--data", '{"source": "digits", "image_size": 16, "channels": 1}',
+                             "--splits", '{"members": 500, "holdout": 200}', "--seed", "0", "--output", str(output)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: splits: 3 roles x (500 members + 200 hold-outs)")
+    assert not output.exists()
+
+
+def test_missing_model_fails_estimation_cleanly(tiny_run, tmp_path):
+    output = tmp_path / "losses.npz"
+    result = subprocess.run([sys.executable, str(PROJECT / "scripts" / "estimate_losses.py"),
+                             "--data", '{"source": "digits", "image_size": 16, "channels": 1}',
+                             "--splits-file", str(tiny_run / "results" / "tiny" / "splits.json"), "--records", "target",
+                             "--model-dir", str(tmp_path / "no_model"), "--model-name", "target",
+                             "--estimation", '{"timesteps": [0], "batch_size": 8}',
+                             "--perturbation", '{"mechanism": "crop", "strengths": [0.9]}', "--seed", "0",
+                             "--output", str(output)], capture_output=True, text=True)
+    assert result.returncode == 1 and "not a DDPM folder" in result.stderr.strip().splitlines()[-1]
+    assert not output.exists()
