@@ -9,7 +9,19 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# PATH is extended with the running interpreter's folder (workflow/rules/common.smk).
+envvars:
+    "PATH",
+
+
 include: "workflow/rules/common.smk"
+wildcard_constraints:
+    experiment="|".join(EXPERIMENTS),
+    role="target|shadow|reference",
+    model="target|shadow|reference",
+    records="target|shadow",
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/attack.smk"

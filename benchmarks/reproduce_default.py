@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/reproduce_default.py [--cores 2] [--configfile config/config.yaml]
 
 Runs `snakemake --cores N` from scratch in a temporary copy of the project (your results/ are
-untouched), samples the summed resident memory of Snakemake and every job it starts, and prints
+untouched; `--in-place` instead reruns everything in the project itself, `--forceall`), samples the summed resident memory of Snakemake and every job it starts, and prints
 one JSON line (also written to benchmarks/results/reproduce_default.json).
 """
 
@@ -39,17 +39,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cores", default="all")
     parser.add_argument("--configfile", default=str(PROJECT / "config" / "config.yaml"))
+    parser.add_argument("--in-place", action="store_true", help="rerun everything in this project's results/")
     parser.add_argument("--output", default=str(PROJECT / "benchmarks" / "results" / "reproduce_default.json"))
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="pfami-benchmark-"))
-    for name in ("Snakefile", "workflow", "scripts", "config"):
-        source = PROJECT / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
-    shutil.copy(args.configfile, workdir / "config" / "config.yaml")
+    if args.in_place:
+        workdir, extra = PROJECT, ["--forceall", "--configfile", args.configfile]
+    else:
+        workdir, extra = Path(tempfile.mkdtemp(prefix="pfami-benchmark-")), []
+        for name in ("Snakefile", "workflow", "scripts", "config"):
+            source = PROJECT / name
+            (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
+        shutil.copy(args.configfile, workdir / "config" / "config.yaml")
 
     start, peak = time.monotonic(), 0
-    snakemake = psutil.Popen([sys.executable, "-m", "snakemake", "--cores", args.cores, "--quiet"], cwd=workdir,
+    snakemake = psutil.Popen([sys.executable, "-m", "snakemake", "--cores", args.cores, "--quiet", *extra], cwd=workdir,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while snakemake.poll() is None:
         peak = max(peak, tree_rss(snakemake))
@@ -68,7 +72,8 @@ def main() -> None:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record))
-    shutil.rmtree(workdir)
+    if not args.in_place:
+        shutil.rmtree(workdir)
 
 
 if __name__ == "__main__":

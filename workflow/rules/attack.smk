@@ -14,12 +14,14 @@ rule estimate_losses:
     threads: 1
     resources:
         mem_mb=3000,
+    conda:
+        SOFTWARE_ENV
     log:
         "results/{experiment}/logs/estimate_losses/{model}-on-{records}.log",
     benchmark:
         "results/{experiment}/benchmarks/estimate_losses/{model}-on-{records}.tsv"
     shell:
-        "{PYTHON} scripts/estimate_losses.py --data {params.data:q} --splits-file {input.splits} "
+        "python scripts/estimate_losses.py --data {params.data:q} --splits-file {input.splits} "
         "--records {wildcards.records} --attacked-per-part {params.attacked:q} --model-dir {input.model} "
         "--model-name {wildcards.model} --estimation {params.estimation:q} --perturbation {params.perturbation:q} "
         "--seed {params.seed} --device {params.device} --threads {threads} --output {output} > {log} 2>&1"
@@ -33,10 +35,12 @@ rule extract_fluctuations:
         "results/{experiment}/fluctuations/{records}.npz",
     params:
         min_loss=lambda w: experiment(w)["fluctuation"].get("min_loss", 1e-6),
+    conda:
+        SOFTWARE_ENV
     log:
         "results/{experiment}/logs/extract_fluctuations/{records}.log",
     shell:
-        "{PYTHON} scripts/extract_fluctuations.py --target-model-losses {input.attacked_model} "
+        "python scripts/extract_fluctuations.py --target-model-losses {input.attacked_model} "
         "--reference-model-losses {input.reference_model} --min-loss {params.min_loss} --output {output} > {log} 2>&1"
 
 
@@ -49,10 +53,12 @@ rule score_attack:
     params:
         settings=lambda w: json.dumps(experiment(w)["attacks"][w.attack]),
         seed=lambda w: experiment(w)["seed"],
+    conda:
+        SOFTWARE_ENV
     log:
         "results/{experiment}/logs/score_attack/{attack}.log",
     shell:
-        "{PYTHON} scripts/score_attack.py --attack {wildcards.attack} --settings {params.settings:q} "
+        "python scripts/score_attack.py --attack {wildcards.attack} --settings {params.settings:q} "
         "--shadow-features {input.shadow} --target-features {input.target} --seed {params.seed} "
         "--output {output} > {log} 2>&1"
 
@@ -68,9 +74,11 @@ rule evaluate:
     params:
         resamples=lambda w: experiment(w)["evaluation"]["bootstrap_resamples"],
         seed=lambda w: experiment(w)["seed"],
+    conda:
+        SOFTWARE_ENV
     log:
         "results/{experiment}/logs/evaluate.log",
     shell:
-        "{PYTHON} scripts/evaluate.py --experiment {wildcards.experiment} --scores {input.scores} "
+        "python scripts/evaluate.py --experiment {wildcards.experiment} --scores {input.scores} "
         "--target-features {input.target} --shadow-features {input.shadow} --bootstrap-resamples {params.resamples} "
         "--seed {params.seed} --output {output.metrics} --roc-dir {output.roc} > {log} 2>&1"

@@ -1,7 +1,9 @@
 # Config validation, experiment expansion and the helpers every rule uses.
 
 import json
+import os
 import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -18,15 +20,12 @@ EXPERIMENTS = list(config["experiments"])
 ROLES = ["target", "shadow", "reference"]
 ATTACKED_ROLES = ["target", "shadow"]
 FIGURES = ["roc", "fluctuation", "score_distributions", "training_loss"]
-# The interpreter Snakemake runs under, so rules work without an activated environment.
-PYTHON = sys.executable
-
-
-wildcard_constraints:
-    experiment="|".join(EXPERIMENTS),
-    role="target|shadow|reference",
-    model="target|shadow|reference",
-    records="target|shadow",
+# Jobs call `python`: make that the interpreter Snakemake runs under, so the rules work
+# without an activated environment (jobs inherit this PATH, on SLURM too).
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+# The software of every rule, for `--software-deployment-method conda`; the supported way is
+# the pinned virtual environment the Makefile builds.
+SOFTWARE_ENV = "../envs/pfami.yaml"
 
 
 def experiment(wildcards):
@@ -34,7 +33,7 @@ def experiment(wildcards):
 
 
 def section(name):
-    """A rule parameter: the named config section of the rule's experiment, as JSON."""
+    """The named config section of a job's experiment, as JSON (for params)."""
     return lambda wildcards: json.dumps(experiment(wildcards)[name])
 
 

@@ -5,8 +5,10 @@ rule split_dataset:
         data=section("data"),
         splits=section("splits"),
         seed=lambda w: experiment(w)["seed"],
+    conda:
+        SOFTWARE_ENV
     log:
         "results/{experiment}/logs/split_dataset.log",
     shell:
-        "{PYTHON} scripts/split_dataset.py --data {params.data:q} --splits {params.splits:q} "
+        "python scripts/split_dataset.py --data {params.data:q} --splits {params.splits:q} "
         "--seed {params.seed} --output {output} > {log} 2>&1"

@@ -21,10 +21,12 @@ rule make_figures:
     params:
         scores_dir="results/{experiment}/scores",
         figures_dir="results/{experiment}/figures",
+    conda:
+        SOFTWARE_ENV
     log:
         "results/{experiment}/logs/make_figures.log",
     shell:
-        "{PYTHON} scripts/make_figures.py --experiment {wildcards.experiment} --metrics {input.metrics} "
+        "python scripts/make_figures.py --experiment {wildcards.experiment} --metrics {input.metrics} "
         "--roc-dir {input.roc} --scores-dir {params.scores_dir} --target-features {input.target} "
         "--model-dirs {input.models} --figures-dir {params.figures_dir} > {log} 2>&1"
 
@@ -37,8 +39,10 @@ rule make_summary:
         csv="results/summary.csv",
     params:
         descriptions=json.dumps({name: describe_experiment(config["experiments"][name]) for name in EXPERIMENTS}),
+    conda:
+        SOFTWARE_ENV
     log:
         "results/logs/make_summary.log",
     shell:
-        "{PYTHON} scripts/make_summary.py --metrics {input} --descriptions {params.descriptions:q} "
+        "python scripts/make_summary.py --metrics {input} --descriptions {params.descriptions:q} "
         "--markdown {output.markdown} --csv {output.csv} > {log} 2>&1"

@@ -17,11 +17,13 @@ rule train_model:
     priority: 10
     resources:
         mem_mb=3000,
+    conda:
+        SOFTWARE_ENV
     log:
         "results/{experiment}/logs/train_model/{role}.log",
     benchmark:
         "results/{experiment}/benchmarks/train_model/{role}.tsv"
     shell:
-        "{PYTHON} scripts/train_model.py --data {params.data:q} --splits-file {input.splits} --role {wildcards.role} "
+        "python scripts/train_model.py --data {params.data:q} --splits-file {input.splits} --role {wildcards.role} "
         "--model {params.model:q} --training {params.training:q} --seed {params.seed} --device {params.device} "
         "--threads {threads} --output {output} --state {params.state} > {log} 2>&1"
