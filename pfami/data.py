@@ -247,7 +247,7 @@ def cached_images(data_config: dict, cache_dir: str | Path = DEFAULT_CACHE_DIR) 
         images = np.load(array_path, mmap_mode="r")
         if sidecar.get("key") == key and list(images.shape) == sidecar.get("shape"):
             return images
-    _remove_stale_caches(cache_dir, stem, data_config)
+    _remove_stale_caches(cache_dir, stem, data_config, key)
     count, decoded = records()
     log.info("building the %s cache %s: %d images", data_config["source"], array_path, count)
     with atomic_path(array_path) as temporary:
@@ -269,15 +269,17 @@ def cached_images(data_config: dict, cache_dir: str | Path = DEFAULT_CACHE_DIR) 
     return np.load(array_path, mmap_mode="r")
 
 
-def _remove_stale_caches(cache_dir: Path, stem: str, data_config: dict) -> None:
-    """Delete earlier caches of the same source path and preprocessing (the source has changed since)."""
+def _remove_stale_caches(cache_dir: Path, stem: str, data_config: dict, key: str) -> None:
+    """Delete earlier caches of the same source path and preprocessing (the source has changed since);
+    never one under ``key``, which a concurrent job may have just finished."""
     path = str(Path(data_config["path"]).expanduser().resolve())
     for sidecar_path in cache_dir.glob(f"{stem}-*.json"):
         try:
             sidecar = json.loads(sidecar_path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if sidecar.get("path") == path and sidecar.get("resize") == data_config.get("resize", True):
+        if (sidecar.get("path") == path and sidecar.get("resize") == data_config.get("resize", True)
+                and sidecar.get("key") != key):
             log.info("removing the stale cache %s: its source has changed", sidecar_path.with_suffix(".npy"))
             sidecar_path.with_suffix(".npy").unlink(missing_ok=True)
             sidecar_path.unlink(missing_ok=True)
