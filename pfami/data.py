@@ -242,10 +242,13 @@ def cached_images(data_config: dict, cache_dir: str | Path = DEFAULT_CACHE_DIR) 
     cache_dir = Path(cache_dir)
     array_path, sidecar_path = cache_dir / f"{stem}-{key[:16]}.npy", cache_dir / f"{stem}-{key[:16]}.json"
     if sidecar_path.exists() and array_path.exists():
-        sidecar = json.loads(sidecar_path.read_text())
-        images = np.load(array_path, mmap_mode="r")
-        if sidecar.get("key") == key and list(images.shape) == sidecar.get("shape"):
-            return images
+        try:
+            sidecar = json.loads(sidecar_path.read_text())
+            images = np.load(array_path, mmap_mode="r")
+            if sidecar.get("key") == key and list(images.shape) == sidecar.get("shape"):
+                return images
+        except (OSError, ValueError):
+            log.info("the cache %s is damaged; rebuilding it", array_path)  # then fall through
     _remove_stale_caches(cache_dir, stem, data_config, key)
     count, decoded = records()
     log.info("building the %s cache %s: %d images", data_config["source"], array_path, count)

@@ -73,6 +73,9 @@ def test_a_changed_file_rebuilds_the_cache_and_invalidates_the_splits(tmp_path):
     first_cache = sorted(cache.glob("*.npy"))
     assert np.array_equal(open_images(config, cache), images) and sorted(cache.glob("*.npy")) == first_cache
 
+    first_cache[0].write_bytes(b"damaged")  # a damaged cache is rebuilt, not an error
+    assert np.array_equal(open_images(config, cache), images)
+
     changed = folder / "007.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(changed)
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
