@@ -73,6 +73,7 @@ def test_a_changed_file_rebuilds_the_cache_and_invalidates_the_splits(tmp_path):
     first_cache = sorted(cache.glob("*.npy"))
     assert np.array_equal(open_images(config, cache), images) and sorted(cache.glob("*.npy")) == first_cache
 
+    first_cache[0].unlink()  # a new file: rewriting the mapped one in place would pull it from under `images`
     first_cache[0].write_bytes(b"damaged")  # a damaged cache is rebuilt, not an error
     assert np.array_equal(open_images(config, cache), images)
 
