@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from pfami.cli import json_value, run
-from pfami.data import load_dataset, load_splits, records_of
+from pfami.data import DEFAULT_CACHE_DIR, load_splits, open_images, records_of
 from pfami.io import save_arrays
 from pfami.likelihood import diffusion_losses, resolve_device, unet_noise_predictor
 from pfami.models.ddpm import load_ddpm
@@ -17,7 +17,7 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    images = load_dataset(args.data)
+    images = open_images(args.data, args.cache_dir)
     record_ids, records, is_member = records_of(images, load_splits(args.splits_file, images), args.records,
                                                 args.attacked_per_part)
     unet, scheduler = load_ddpm(args.model_dir, device)
@@ -47,6 +47,7 @@ parser.add_argument("--seed", type=int, required=True)
 parser.add_argument("--device", default="auto")
 parser.add_argument("--threads", type=int, default=1)
 parser.add_argument("--output", required=True, help="loss tensor file to write (.npz)")
+parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="where preprocessed images are cached")
 
 if __name__ == "__main__":
     run(main, parser)

@@ -5,7 +5,7 @@ import argparse
 import torch
 
 from pfami.cli import json_value, run
-from pfami.data import load_dataset, load_splits
+from pfami.data import DEFAULT_CACHE_DIR, load_splits, open_images, to_model_range
 from pfami.likelihood import resolve_device
 from pfami.models.ddpm import train_ddpm
 from pfami.seeding import derived_seed
@@ -13,8 +13,8 @@ from pfami.seeding import derived_seed
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    images = load_dataset(args.data)
-    members = images[load_splits(args.splits_file, images)[f"{args.role}_members"]]
+    images = open_images(args.data, args.cache_dir)
+    members = to_model_range(images, load_splits(args.splits_file, images)[f"{args.role}_members"])
     curve = train_ddpm(members, args.model, args.training, derived_seed(args.seed, "train", args.role), args.output,
                        args.state, resolve_device(args.device))
     print(f"trained the {args.role} model on {len(members)} members for {len(curve)} steps; "
@@ -32,6 +32,7 @@ parser.add_argument("--device", default="auto")
 parser.add_argument("--threads", type=int, default=1)
 parser.add_argument("--output", required=True, help="model folder to write")
 parser.add_argument("--state", required=True, help="resumable training state file")
+parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="where preprocessed images are cached")
 
 if __name__ == "__main__":
     run(main, parser)

@@ -2,8 +2,9 @@
 
 A trained model is a folder ``unet/`` + ``scheduler/`` (diffusers ``save_pretrained``,
 safetensors) plus ``loss_curve.csv`` and ``training.json``. The resumable training state
-(step, model, optimiser, random state, loss curve so far) lives in a separate file that is
-saved every ``checkpoint_every`` steps and removed when training ends.
+(step, model, optimiser, random state, loss curve so far, and the EMA weights and fp16 gradient
+scaler when used) lives in a separate file that is saved every ``checkpoint_every`` steps and
+removed when training ends. With ``training.ema_decay`` set, the saved model holds the EMA weights.
 """
 
 from __future__ import annotations
@@ -64,12 +65,29 @@ def _learning_rate_factor(step: int, warmup_steps: int, total_steps: int) -> flo
     return 0.5 * (1.0 + float(np.cos(np.pi * min(1.0, progress))))
 
 
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _update_ema(ema: dict[str, torch.Tensor], unet: UNet2DModel, decay: float, step: int) -> None:
+    """ema <- d ema + (1 - d) weights, with d = min(decay, (1 + step) / (10 + step)): the ramp keeps the
+    average from being dominated by the random initial weights early in training."""
+    step_decay = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for name, value in unet.state_dict().items():
+            if value.dtype.is_floating_point:
+                ema[name].lerp_(value, 1.0 - step_decay)
+            else:
+                ema[name].copy_(value)
+
+
 def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int, output_dir: str | Path,
                state_path: str | Path, device: torch.device) -> list[float]:
     """Train a DDPM on ``images`` [R, C, S, S] in [-1, 1] and save it to ``output_dir``.
 
     Resumes from ``state_path`` when it holds a state saved with the same settings and data.
-    Returns the per-step training loss curve."""
+    ``training.precision`` bf16 / fp16 autocasts the forward pass on CUDA (fp16 with a gradient
+    scaler; ignored on CPU); ``training.ema_decay`` keeps an exponential moving average of the weights
+    and saves it as the model. Returns the per-step training loss curve."""
     settings = {"model": model_config, "training": training, "seed": seed, "records": int(len(images)),
                 "data": hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()}
     digest = settings_digest(settings)
@@ -85,6 +103,11 @@ def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int
         optimiser, lambda step: _learning_rate_factor(step, warmup, total_steps))
     generator = torch.Generator().manual_seed(seed)
     start_step, loss_curve = 0, []
+    ema_decay = training.get("ema_decay")
+    ema = {name: value.detach().clone() for name, value in unet.state_dict().items()} if ema_decay else None
+    autocast_dtype = AUTOCAST_DTYPES[training.get("precision", "fp32")] if device.type == "cuda" else None
+    # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype is torch.float16)
 
     state_path = Path(state_path)
     if state_path.exists():
@@ -95,6 +118,10 @@ def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int
             lr_schedule.load_state_dict(state["lr_schedule"])
             generator.set_state(state["generator"])
             start_step, loss_curve = int(state["step"]), list(state["loss_curve"])
+            if ema is not None:
+                ema = {name: value.to(device) for name, value in state["ema"].items()}
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
             log.info("resuming training from step %d of %d (%s)", start_step, total_steps, state_path)
         else:
             log.info("ignoring %s: it was saved with other settings or data", state_path)
@@ -111,28 +138,39 @@ def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int
         noise = torch.randn(clean.shape, generator=generator).to(device)
         timesteps = torch.randint(0, timestep_count, (batch_size,), generator=generator).to(device)
         noisy = scheduler.add_noise(clean, noise, timesteps)
-        loss = F.mse_loss(unet(noisy, timesteps).sample, noise)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            prediction = unet(noisy, timesteps).sample
+        loss = F.mse_loss(prediction.float(), noise)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower training.learning_rate")
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         if training.get("gradient_clip"):
+            scaler.unscale_(optimiser)  # clip the true gradient, not the scaled one
             torch.nn.utils.clip_grad_norm_(unet.parameters(), training["gradient_clip"])
-        optimiser.step()
+        scaler.step(optimiser)
+        scaler.update()
         lr_schedule.step()
+        if ema is not None:
+            _update_ema(ema, unet, ema_decay, step)
         loss_curve.append(loss.item())
         if (step + 1) % checkpoint_every == 0 and step + 1 < total_steps:
-            _save_training_state(state_path, unet, optimiser, lr_schedule, generator, step + 1, loss_curve, digest)
+            _save_training_state(state_path, unet, optimiser, lr_schedule, generator, step + 1, loss_curve, digest,
+                                 ema, scaler)
             progress.set_postfix(loss=f"{np.mean(loss_curve[-checkpoint_every:]):.4f}")
 
+    if ema is not None:
+        unet.load_state_dict(ema)
     save_ddpm(output_dir, unet, scheduler, loss_curve, settings)
     state_path.unlink(missing_ok=True)
     return loss_curve
 
 
-def _save_training_state(path: Path, unet, optimiser, lr_schedule, generator, step, loss_curve, digest) -> None:
+def _save_training_state(path: Path, unet, optimiser, lr_schedule, generator, step, loss_curve, digest, ema=None,
+                         scaler=None) -> None:
     state = {"settings_digest": digest, "step": step, "model": unet.state_dict(), "optimiser": optimiser.state_dict(),
-             "lr_schedule": lr_schedule.state_dict(), "generator": generator.get_state(), "loss_curve": loss_curve}
+             "lr_schedule": lr_schedule.state_dict(), "generator": generator.get_state(), "loss_curve": loss_curve,
+             "ema": ema, "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None}
     with atomic_path(path) as temporary:
         torch.save(state, temporary)
 
