@@ -68,9 +68,11 @@ rule evaluate:
     params:
         resamples=lambda w: experiment(w)["evaluation"]["bootstrap_resamples"],
         seed=lambda w: experiment(w)["seed"],
+        attacks=section("attacks"),
     log:
         "results/{experiment}/logs/evaluate.log",
     shell:
         "{PYTHON} scripts/evaluate.py --experiment {wildcards.experiment} --scores {input.scores} "
         "--target-features {input.target} --shadow-features {input.shadow} --bootstrap-resamples {params.resamples} "
-        "--seed {params.seed} --output {output.metrics} --roc-dir {output.roc} > {log} 2>&1"
+        "--seed {params.seed} --attack-settings {params.attacks:q} --output {output.metrics} --roc-dir {output.roc} "
+        "> {log} 2>&1"
