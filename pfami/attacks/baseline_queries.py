@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pfami.attacks.baselines import EpsModel, pia_attack, pia_queries, pian_attack, secmi_attack, secmi_queries, secmi_timesteps
+from pfami.attacks.baselines import (EpsModel, pia_attack, pia_queries, pian_attack, secmi_attack, secmi_queries,
+                                     secmi_timesteps)
 
 FAMILY_OF = {"secmi_stat": "secmi", "secmi_nns": "secmi", "pia": "pia", "pian": "pia"}
 FAMILIES = ("secmi", "pia")
@@ -52,7 +53,8 @@ def check_baseline_settings(attacks: dict[str, dict], train_timesteps: int) -> N
                          "DDIM round trip)")
     for attack, settings in family_settings("pia", attacks).items():
         if settings["t"] >= train_timesteps:
-            raise ValueError(f"attacks.{attack}.t: {settings['t']} is not below model.train_timesteps ({train_timesteps})")
+            raise ValueError(f"attacks.{attack}.t: {settings['t']} is not below model.train_timesteps "
+                             f"({train_timesteps})")
 
 
 class CountingPredictor:
