@@ -88,6 +88,8 @@ def test_secmi_queries_are_the_attack_and_count_their_evaluations(alphas_cumprod
     for attack in ("secmi_stat", "secmi_nns"):
         assert float(arrays[f"{attack}_evaluations"]) == 3
         assert queries_per_record(attack, 10, 10, ATTACK_SETTINGS[attack]) == {"target": 3, "reference": 0}
+    with pytest.raises(ValueError, match="needs the attack's t_sec and k"):
+        queries_per_record("secmi_stat", 10, 10)
     with pytest.raises(ValueError, match="different round trips"):
         query_family("secmi", {"secmi_stat": {"t_sec": 40, "k": 20}, "secmi_nns": {"t_sec": 40, "k": 10}}, toy_model,
                      images, alphas_cumprod, 4)

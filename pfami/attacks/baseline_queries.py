@@ -105,6 +105,8 @@ def query_family(family: str, settings: dict[str, dict], eps_model: EpsModel, im
 def baseline_queries_per_record(attack: str, settings: dict) -> dict[str, int]:
     """Network evaluations per attacked record on the target and the reference model."""
     if FAMILY_OF.get(attack) == "secmi":
+        if not {"t_sec", "k"} <= settings.keys():
+            raise ValueError(f"{attack}: its cost needs the attack's t_sec and k (pass the attacks config section)")
         return secmi_queries(settings["t_sec"], settings["k"])
     if FAMILY_OF.get(attack) == "pia":
         return pia_queries()
