@@ -7,6 +7,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from pfami.attacks.baseline_queries import check_baseline_settings
 from pfami.perturb import check_mechanism
 
 
@@ -41,6 +42,10 @@ def check_experiment(name: str, experiment: dict) -> None:
         if index is not None and index >= strength_count:
             raise ConfigError(f"{where}.attacks.{attack}.strength_index: {index} but there are only {strength_count} "
                               f"strengths (indices 0..{strength_count - 1})")
+    try:
+        check_baseline_settings(experiment["attacks"], model["train_timesteps"])
+    except ValueError as error:
+        raise ConfigError(f"{where}.{error}") from None
     training = experiment["training"]
     if training.get("warmup_steps", 0) >= training["steps"]:
         raise ConfigError(f"{where}.training.warmup_steps must be below training.steps")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import matplotlib
@@ -20,13 +21,15 @@ def _save(figure, path: str | Path) -> None:
 
 
 def plot_roc(curves: dict[str, np.ndarray], aucs: dict[str, float], title: str, path: str | Path,
-             smallest_fpr: float) -> None:
-    """Log-log ROC curves ({label: [K, 2+] fpr, tpr}) with the chance line."""
+             smallest_fpr: float, baseline_labels: Collection[str] = ()) -> None:
+    """Log-log ROC curves ({label: [K, 2+] fpr, tpr}) with the chance line; the curves of
+    ``baseline_labels`` are dash-dotted so PFAMI's stand out among many attacks."""
     figure, axes = plt.subplots(figsize=(5.5, 5))
     floor = smallest_fpr / 2
     for label, points in curves.items():
         axes.plot(np.maximum(points[:, 0], floor), np.maximum(points[:, 1], floor),
-                  label=f"{label} (AUC {aucs[label]:.3f})", linewidth=1.5)
+                  label=f"{label} (AUC {aucs[label]:.3f})", linewidth=1.5,
+                  linestyle="-." if label in baseline_labels else "-")
     chance = np.logspace(np.log10(floor), 0, 50)
     axes.plot(chance, chance, "k--", linewidth=1, label="chance")
     axes.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1.05), xlabel="False positive rate",

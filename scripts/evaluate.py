@@ -8,7 +8,7 @@ import numpy as np
 
 from pfami.attacks import queries_per_record
 from pfami.io import atomic_path, atomic_write_text, load_arrays, read_scores
-from pfami.cli import run
+from pfami.cli import json_value, run
 from pfami.metrics import evaluate_attack, roc_points
 
 
@@ -31,7 +31,8 @@ def main(args: argparse.Namespace) -> None:
         shadow_rows, target_rows = scores["shadow"], scores["target"]
         result = evaluate_attack(shadow_rows["scores"], shadow_rows["is_member"], target_rows["scores"],
                                  target_rows["is_member"], args.bootstrap_resamples, args.seed)
-        result["queries_per_record"] = queries_per_record(attack, timestep_count, strength_count)
+        result["queries_per_record"] = queries_per_record(attack, timestep_count, strength_count,
+                                                          args.attack_settings.get(attack))
         metrics["attacks"][attack] = result
         points = roc_points(target_rows["scores"], target_rows["is_member"])
         with atomic_path(Path(args.roc_dir) / f"{attack}.csv") as temporary:
@@ -48,6 +49,8 @@ parser.add_argument("--experiment", required=True)
 parser.add_argument("--scores", nargs="+", required=True, help="scores CSVs, one per attack, named {attack}.csv")
 parser.add_argument("--target-features", required=True)
 parser.add_argument("--shadow-features", required=True)
+parser.add_argument("--attack-settings", type=json_value, default={},
+                    help="the experiment's attacks section (JSON): some attacks' cost depends on it")
 parser.add_argument("--bootstrap-resamples", type=int, default=1000)
 parser.add_argument("--seed", type=int, required=True)
 parser.add_argument("--output", required=True, help="metrics.json to write")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pfami.attacks import DISPLAY_NAMES
+from pfami.attacks import BASELINES, DISPLAY_NAMES
 from pfami.cli import run
 from pfami.io import load_arrays, read_scores
 from pfami.models.ddpm import read_loss_curve
@@ -25,7 +25,8 @@ def main(args: argparse.Namespace) -> None:
         distributions[label] = (target_rows["scores"][target_rows["is_member"]],
                                 target_rows["scores"][~target_rows["is_member"]])
     non_members = metrics["records"]["target_non_members"]
-    plot_roc(curves, aucs, f"{args.experiment}: membership inference ROC", figures / "roc.png", 1.0 / non_members)
+    plot_roc(curves, aucs, f"{args.experiment}: membership inference ROC", figures / "roc.png", 1.0 / non_members,
+             baseline_labels={DISPLAY_NAMES[name] for name in BASELINES})
     plot_score_distributions(distributions, f"{args.experiment}: member vs non-member scores",
                              figures / "score_distributions.png")
 

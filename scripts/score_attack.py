@@ -11,8 +11,8 @@ from pfami.seeding import derived_seed
 
 
 def main(args: argparse.Namespace) -> None:
-    shadow = load_arrays(args.shadow_features, ("fluctuation", "is_member", "record_ids"))
-    target = load_arrays(args.target_features, ("fluctuation", "is_member", "record_ids"))
+    shadow = load_arrays(args.shadow_features, ("is_member", "record_ids"))
+    target = load_arrays(args.target_features, ("is_member", "record_ids"))
     shadow_scores, target_scores = score_attack(args.attack, args.settings, shadow, target,
                                                 derived_seed(args.seed, "attack", args.attack))
     with atomic_path(args.output) as temporary:
@@ -28,8 +28,8 @@ def main(args: argparse.Namespace) -> None:
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--attack", required=True)
 parser.add_argument("--settings", type=json_value, default={}, help="the attack's config section (JSON)")
-parser.add_argument("--shadow-features", required=True, help="fluctuation file of the shadow records")
-parser.add_argument("--target-features", required=True, help="fluctuation file of the target records")
+parser.add_argument("--shadow-features", required=True, help="fluctuation (or baseline query) file of the shadow records")
+parser.add_argument("--target-features", required=True, help="fluctuation (or baseline query) file of the target records")
 parser.add_argument("--seed", type=int, required=True)
 parser.add_argument("--output", required=True, help="scores CSV to write")
 

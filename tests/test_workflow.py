@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pfami.attacks import ATTACKS
+from pfami.attacks.baseline_queries import FAMILIES
 from tests.conftest import PROJECT, copy_project, run_snakemake
 
 pytestmark = pytest.mark.workflow
@@ -41,10 +42,20 @@ def test_every_artefact_is_there(tiny_run):
         assert 0 <= result["auc"] <= 1 and result["ci95"]["auc"][0] <= result["ci95"]["auc"][1]
         assert {"tpr_at_0.01_fpr", "tpr_at_0.001_fpr", "asr", "threshold_fpr", "queries_per_record"} <= result.keys()
     assert metrics["attacks"]["pfami_met"]["queries_per_record"] == {"target": 12, "reference": 12}
+    assert metrics["attacks"]["secmi_stat"]["queries_per_record"] == {"target": 3, "reference": 0}
+    for family in FAMILIES:
+        for records in ("target", "shadow"):
+            with np.load(results / "baselines" / f"{family}-{records}-on-{records}.npz") as queries:
+                assert queries["is_member"].sum() == 24 and len(queries["record_ids"]) == 48
+                spent = {name.removesuffix("_evaluations"): float(queries[name]) for name in queries.files
+                         if name.endswith("_evaluations")}
+                assert spent and all(metrics["attacks"][attack]["queries_per_record"]["target"] == count
+                                     for attack, count in spent.items())
     for figure in ("roc", "fluctuation", "score_distributions", "training_loss"):
         assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
     summary = (tiny_run / "results" / "summary.md").read_text()
-    assert "## tiny" in summary and "| PFAMI_NNs |" in summary and "| Loss |" in summary
+    assert "## tiny" in summary and "| PFAMI_NNs |" in summary and "| Loss |" in summary and "| SecMI_NNs |" in summary
+    assert "PFAMI vs the best baseline (per metric): AUC" in summary
     assert len((tiny_run / "results" / "summary.csv").read_text().splitlines()) == 1 + len(ATTACKS)
     assert not list(tiny_run.glob("results/**/*.partial*")), "a temporary file was left behind"
 
@@ -69,7 +80,7 @@ def test_html_report_holds_the_figures(tiny_run):
 def test_default_config_plans_the_whole_dag():
     result = run_snakemake(PROJECT, "-n", "--forceall", "--quiet", "rules")
     for rule in ("split_dataset", "train_model", "estimate_losses", "extract_fluctuations", "score_attack",
-                 "evaluate", "make_figures", "make_summary"):
+                 "estimate_baselines", "score_baseline", "evaluate", "make_figures", "make_summary"):
         assert rule in result.stdout
 
 

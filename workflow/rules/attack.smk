@@ -74,6 +74,7 @@ rule evaluate:
     params:
         resamples=lambda w: experiment(w)["evaluation"]["bootstrap_resamples"],
         seed=lambda w: experiment(w)["seed"],
+        attacks=section("attacks"),
     conda:
         SOFTWARE_ENV
     log:
@@ -81,4 +82,5 @@ rule evaluate:
     shell:
         "python scripts/evaluate.py --experiment {wildcards.experiment} --scores {input.scores} "
         "--target-features {input.target} --shadow-features {input.shadow} --bootstrap-resamples {params.resamples} "
-        "--seed {params.seed} --output {output.metrics} --roc-dir {output.roc} > {log} 2>&1"
+        "--seed {params.seed} --attack-settings {params.attacks:q} --output {output.metrics} --roc-dir {output.roc} "
+        "> {log} 2>&1"

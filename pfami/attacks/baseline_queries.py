@@ -1,0 +1,113 @@
+"""The network queries of the SecMI and PIA baselines on one model and one role's records.
+
+The PFAMI loss tensor holds noisy-input losses at fixed timesteps; SecMI needs a deterministic
+DDIM round trip and PIA the model's own t = 0 noise prediction, so these baselines query the
+model themselves. A *family* is the set of attacks that read one stored query file:
+
+* ``secmi``: SecMI_stat (the t-error) and SecMI_NNs (the error images) share one round trip,
+  so they must use the same ``t_sec`` and ``k``;
+* ``pia``: PIA and PIAN, each with its own ``t`` (PIAN's rescaled noise changes its second call,
+  so the two share no evaluation).
+
+Queries are deterministic (no noise is drawn), and the network evaluations actually spent per
+record are counted and stored beside the results, so the cost the tables report can be checked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pfami.attacks.baselines import (EpsModel, pia_attack, pia_queries, pian_attack, secmi_attack, secmi_queries,
+                                     secmi_timesteps)
+
+FAMILY_OF = {"secmi_stat": "secmi", "secmi_nns": "secmi", "pia": "pia", "pian": "pia"}
+FAMILIES = ("secmi", "pia")
+
+
+def family_settings(family: str, attacks: dict[str, dict]) -> dict[str, dict]:
+    """The query settings of the family's attacks that ``attacks`` (a config section) lists.
+
+    Only the keys that change the queries are kept, so retuning e.g. SecMI_NNs' epochs does not
+    re-query the model."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown baseline family {family!r}; choose from {list(FAMILIES)}")
+    keys = ("t_sec", "k") if family == "secmi" else ("t",)
+    return {attack: {key: settings[key] for key in keys}
+            for attack, settings in attacks.items() if FAMILY_OF.get(attack) == family}
+
+
+def check_baseline_settings(attacks: dict[str, dict], train_timesteps: int) -> None:
+    """Raise ``ValueError`` naming the key (relative to ``attacks``) of a setting that cannot work."""
+    secmi = family_settings("secmi", attacks)
+    for attack, settings in secmi.items():
+        try:
+            secmi_timesteps(settings["t_sec"], settings["k"])
+        except ValueError as error:
+            raise ValueError(f"attacks.{attack}: {error}") from None
+        if settings["t_sec"] >= train_timesteps:
+            raise ValueError(f"attacks.{attack}.t_sec: {settings['t_sec']} is not below model.train_timesteps "
+                             f"({train_timesteps})")
+    if len({(s["t_sec"], s["k"]) for s in secmi.values()}) > 1:
+        raise ValueError("attacks.secmi_nns: t_sec and k must equal those of attacks.secmi_stat (both read the same "
+                         "DDIM round trip)")
+    for attack, settings in family_settings("pia", attacks).items():
+        if settings["t"] >= train_timesteps:
+            raise ValueError(f"attacks.{attack}.t: {settings['t']} is not below model.train_timesteps "
+                             f"({train_timesteps})")
+
+
+class CountingPredictor:
+    """Wraps a noise predictor and counts the network inputs it has evaluated."""
+
+    def __init__(self, eps_model: EpsModel):
+        self.eps_model = eps_model
+        self.evaluations = 0
+
+    def __call__(self, noisy: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        self.evaluations += noisy.shape[0]
+        return self.eps_model(noisy, timesteps)
+
+
+def query_family(family: str, settings: dict[str, dict], eps_model: EpsModel, images: torch.Tensor,
+                 alphas_cumprod, batch_size: int, device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+    """Run the family's queries for the attacks in ``settings`` (from :func:`family_settings`).
+
+    Returns arrays keyed by what the attacks read: ``secmi_errors`` [R] and
+    ``secmi_error_images`` [R, C, H, W]; ``pia_scores`` / ``pian_scores`` [R] (higher = member);
+    and ``{attack}_evaluations``, the network evaluations per record actually spent."""
+    if not settings:
+        raise ValueError(f"no attack of the {family} family is configured")
+    record_count = images.shape[0]
+    arrays: dict[str, np.ndarray] = {}
+    if family == "secmi":
+        round_trips = {(s["t_sec"], s["k"]) for s in settings.values()}
+        if len(round_trips) != 1:
+            raise ValueError(f"SecMI attacks ask for different round trips {sorted(round_trips)}; use one t_sec and k")
+        (t_sec, k), = round_trips
+        counter = CountingPredictor(eps_model)
+        result = secmi_attack(counter, images, alphas_cumprod, t_sec=t_sec, k=k, batch_size=batch_size, device=device)
+        arrays["secmi_errors"], arrays["secmi_error_images"] = result.errors, result.error_images
+        for attack in settings:
+            arrays[f"{attack}_evaluations"] = np.array(counter.evaluations / record_count)
+    elif family == "pia":
+        for attack, attack_settings in settings.items():
+            counter = CountingPredictor(eps_model)
+            run = pia_attack if attack == "pia" else pian_attack
+            arrays[f"{attack}_scores"] = run(counter, images, alphas_cumprod, t=attack_settings["t"],
+                                             batch_size=batch_size, device=device)
+            arrays[f"{attack}_evaluations"] = np.array(counter.evaluations / record_count)
+    else:
+        raise ValueError(f"unknown baseline family {family!r}; choose from {list(FAMILIES)}")
+    return arrays
+
+
+def baseline_queries_per_record(attack: str, settings: dict) -> dict[str, int]:
+    """Network evaluations per attacked record on the target and the reference model."""
+    if FAMILY_OF.get(attack) == "secmi":
+        if not {"t_sec", "k"} <= settings.keys():
+            raise ValueError(f"{attack}: its cost needs the attack's t_sec and k (pass the attacks config section)")
+        return secmi_queries(settings["t_sec"], settings["k"])
+    if FAMILY_OF.get(attack) == "pia":
+        return pia_queries()
+    raise ValueError(f"{attack!r} is not a SecMI or PIA attack")

@@ -1,0 +1,47 @@
+"""The summary's PFAMI-vs-best-baseline line, on hand-made metrics."""
+
+from pfami.report import comparison_line, intervals_overlap, summary_markdown
+
+
+def result(auc, auc_ci, asr=0.5, asr_ci=(0.45, 0.55), tpr=0.0, tpr_ci=(0.0, 0.02)):
+    return {"auc": auc, "asr": asr, "tpr_at_0.01_fpr": tpr, "tpr_at_0.001_fpr": 0.0, "threshold_fpr": 0.5,
+            "ci95": {"auc": list(auc_ci), "asr": list(asr_ci), "tpr_at_0.01_fpr": list(tpr_ci),
+                     "tpr_at_0.001_fpr": [0.0, 0.0]},
+            "queries_per_record": {"target": 2, "reference": 0}}
+
+
+ATTACKS = {
+    "pfami_met": result(0.70, (0.66, 0.74), asr=0.60, asr_ci=(0.56, 0.64), tpr=0.05, tpr_ci=(0.01, 0.09)),
+    "pfami_nns": result(0.80, (0.76, 0.84), asr=0.58, asr_ci=(0.54, 0.62), tpr=0.02, tpr_ci=(0.0, 0.04)),
+    # The one-strength variant is not part of "PFAMI" in the comparison, however good it is.
+    "pfami_met_single": result(0.99, (0.98, 1.0), asr=0.99, asr_ci=(0.98, 1.0), tpr=0.9, tpr_ci=(0.8, 1.0)),
+    "loss": result(0.60, (0.56, 0.64), asr=0.62, asr_ci=(0.58, 0.66), tpr=0.03, tpr_ci=(0.01, 0.05)),
+    "pia": result(0.65, (0.61, 0.69), asr=0.52, asr_ci=(0.48, 0.56), tpr=0.10, tpr_ci=(0.06, 0.14)),
+}
+
+
+def test_intervals_overlap():
+    assert intervals_overlap([0.1, 0.3], [0.3, 0.5]) and intervals_overlap([0.2, 0.4], [0.0, 1.0])
+    assert not intervals_overlap([0.1, 0.29], [0.3, 0.5]) and not intervals_overlap([0.6, 0.7], [0.3, 0.5])
+
+
+def test_comparison_picks_the_best_of_each_side_per_metric():
+    line = comparison_line(ATTACKS)
+    assert line.startswith("PFAMI vs the best baseline (per metric): ")
+    auc, asr, tpr = line.removesuffix(".").split(": ", 1)[1].split("; ")
+    assert auc == "AUC higher: PFAMI_NNs 0.800 vs PIA 0.650 (intervals do not overlap)"
+    assert asr == "ASR lower: PFAMI_Met 0.600 vs Loss 0.620 (intervals overlap)"
+    assert tpr == "TPR@1%FPR lower: PFAMI_Met 0.050 vs PIA 0.100 (intervals overlap)"
+
+
+def test_no_comparison_without_both_sides():
+    assert comparison_line({"pfami_met": ATTACKS["pfami_met"]}) == ""
+    assert comparison_line({"loss": ATTACKS["loss"], "pfami_met_single": ATTACKS["pfami_met_single"]}) == ""
+
+
+def test_summary_has_a_row_per_attack_and_the_comparison():
+    metrics = {"records": {"target_members": 10, "target_non_members": 10},
+               "records_with_clamped_loss": {"target": 0, "shadow": 0}, "attacks": ATTACKS}
+    markdown = summary_markdown({"exp": metrics}, {"exp": "a test"})
+    assert "| PIA | 0.650 [0.610, 0.690]" in markdown and "| Loss |" in markdown
+    assert comparison_line(ATTACKS) in markdown.splitlines()

@@ -1,0 +1,61 @@
+# The SecMI and PIA baselines query the models themselves (a DDIM round trip, the model's own
+# t = 0 noise), so they get their own estimation step; their scores then go through the same
+# script, evaluation, tables and figures as every other attack.
+
+from pfami.attacks.baseline_queries import FAMILY_OF, family_settings
+
+
+rule estimate_baselines:
+    input:
+        model="results/{experiment}/models/{model}",
+        splits="results/{experiment}/splits.json",
+    output:
+        "results/{experiment}/baselines/{family}-{model}-on-{records}.npz",
+    wildcard_constraints:
+        family="secmi|pia",
+    params:
+        data=section("data"),
+        attacked=lambda w: json.dumps(experiment(w)["splits"].get("attacked_per_part")),
+        settings=lambda w: json.dumps(family_settings(w.family, experiment(w)["attacks"])),
+        batch_size=lambda w: experiment(w)["estimation"]["batch_size"],
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        SOFTWARE_ENV
+    log:
+        "results/{experiment}/logs/estimate_baselines/{family}-{model}-on-{records}.log",
+    benchmark:
+        "results/{experiment}/benchmarks/estimate_baselines/{family}-{model}-on-{records}.tsv"
+    shell:
+        "python scripts/estimate_baselines.py --family {wildcards.family} --settings {params.settings:q} "
+        "--data {params.data:q} --splits-file {input.splits} --records {wildcards.records} "
+        "--attacked-per-part {params.attacked:q} --model-dir {input.model} --model-name {wildcards.model} "
+        "--batch-size {params.batch_size} --device {params.device} --threads {threads} --output {output} > {log} 2>&1"
+
+
+rule score_baseline:
+    input:
+        # The query file of the attack's family: each role's model on its own records.
+        shadow=lambda w: f"results/{w.experiment}/baselines/{FAMILY_OF[w.attack]}-shadow-on-shadow.npz",
+        target=lambda w: f"results/{w.experiment}/baselines/{FAMILY_OF[w.attack]}-target-on-target.npz",
+    output:
+        "results/{experiment}/scores/{attack}.csv",
+    wildcard_constraints:
+        attack="|".join(FAMILY_OF),
+    params:
+        settings=lambda w: json.dumps(experiment(w)["attacks"][w.attack]),
+        seed=lambda w: experiment(w)["seed"],
+    conda:
+        SOFTWARE_ENV
+    log:
+        "results/{experiment}/logs/score_baseline/{attack}.log",
+    shell:
+        "python scripts/score_attack.py --attack {wildcards.attack} --settings {params.settings:q} "
+        "--shadow-features {input.shadow} --target-features {input.target} --seed {params.seed} "
+        "--output {output} > {log} 2>&1"
+
+
+# score_attack's pattern also matches these attacks' score files; they are scored from their queries.
+ruleorder: score_baseline > score_attack
