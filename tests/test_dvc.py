@@ -95,8 +95,8 @@ def test_a_changed_attack_setting_reruns_only_what_depends_on_it(versioned):
     assert stages_run(output) == {"score-tiny", "evaluate-tiny", "figures-tiny", "summary"}
     assert "Rule: train_model" not in output and "Rule: estimate_losses" not in output
     assert model_files(versioned) == models_before
-    params = run(versioned, "dvc", "params", "diff")
-    assert "experiments.tiny.attacks.pfami_met_single.strength_index  1       2" in params
+    params = [line.split() for line in run(versioned, "dvc", "params", "diff").splitlines()]
+    assert ["config/config.yaml", "experiments.tiny.attacks.pfami_met_single.strength_index", "1", "2"] in params
     changed_metrics = {line.split()[1] for line in run(versioned, "dvc", "metrics", "diff").splitlines()[1:]}
     assert changed_metrics and all(name.startswith("attacks.pfami_met_single.") for name in changed_metrics)
     summary_changes = [line for line in run(versioned, "git", "diff", "results/summary.csv").splitlines()
