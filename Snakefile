@@ -27,6 +27,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/versioning.smk"
 
 
 rule all:
@@ -34,4 +35,5 @@ rule all:
         "results/summary.md",
         "results/summary.csv",
         expand("results/{experiment}/figures/{figure}.png", experiment=EXPERIMENTS, figure=FIGURES),
+        expand("results/{experiment}/training_loss.csv", experiment=EXPERIMENTS),
     default_target: True

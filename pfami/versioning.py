@@ -1,0 +1,161 @@
+"""DVC versioning of the workflow: the stage list of ``dvc.yaml`` and the training-loss plot file.
+
+``dvc.yaml`` is generated from the config rather than templated: the summary stage must depend on
+every experiment's metrics, and DVC templating cannot expand a list of dependencies.
+
+Each DVC stage runs Snakemake on its own targets with ``--allowed-rules`` limited to its own rules,
+so a stage never rebuilds another stage's files: DVC decides *which stage* is stale (from hashes of
+code, parameters and inputs), deletes that stage's outputs, and Snakemake rebuilds exactly them.
+This keeps the two tools in agreement even without Snakemake's ``.snakemake/`` metadata (a fresh
+clone, ``dvc exp run --temp``) and whatever mtimes ``dvc checkout`` leaves behind.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CONFIG_FILE = "config/config.yaml"
+ROLES = ("target", "shadow", "reference")
+ATTACKED_ROLES = ("target", "shadow")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of an experiment: the Snakemake rules it runs and what DVC tracks about it."""
+
+    name: str
+    rules: tuple[str, ...]
+    scripts: tuple[str, ...]
+    rule_files: tuple[str, ...]
+    config_sections: tuple[str, ...]
+    # Paths below results/{experiment}/.
+    inputs: tuple[str, ...]
+    targets: tuple[str, ...]
+    # Path below results/{experiment}/ -> DVC output options.
+    outs: dict[str, dict] = field(default_factory=dict)
+    metrics: dict[str, dict] = field(default_factory=dict)
+    plots: dict[str, dict] = field(default_factory=dict)
+
+
+STAGES = (
+    Stage("split", ("split_dataset",), ("split_dataset.py",), ("data.smk",), ("seed", "data", "splits"),
+          inputs=(), targets=("splits.json",), outs={"splits.json": {"cache": False}}),
+    Stage("train", ("train_model",), ("train_model.py",), ("train.smk",), ("seed", "data", "model", "training"),
+          inputs=("splits.json",), targets=tuple(f"models/{role}" for role in ROLES), outs={"models": {}}),
+    Stage("estimate", ("estimate_losses",), ("estimate_losses.py",), ("attack.smk",),
+          ("seed", "data", "splits", "estimation", "perturbation"), inputs=("splits.json", "models"),
+          targets=tuple(f"losses/{model}-on-{records}.npz" for records in ATTACKED_ROLES
+                        for model in (records, "reference")),
+          outs={"losses": {}}),
+    Stage("fluctuate", ("extract_fluctuations",), ("extract_fluctuations.py",), ("attack.smk",), ("fluctuation",),
+          inputs=("losses",), targets=tuple(f"fluctuations/{records}.npz" for records in ATTACKED_ROLES),
+          outs={"fluctuations": {}}),
+    Stage("score", ("score_attack",), ("score_attack.py",), ("attack.smk",), ("seed", "attacks"),
+          inputs=("fluctuations",), targets=("scores/{attack}.csv",), outs={"scores": {}}),
+    Stage("evaluate", ("evaluate",), ("evaluate.py",), ("attack.smk",), ("seed", "evaluation"),
+          inputs=("scores", "fluctuations"), targets=("metrics.json",),
+          metrics={"metrics.json": {"cache": False}}, plots={"roc": {"cache": False}}),
+    # The loss-curve copy sits here, not in "train", so that editing it never makes DVC retrain the models.
+    Stage("figures", ("make_figures", "collect_training_loss"), ("make_figures.py", "collect_training_loss.py"),
+          ("report.smk", "versioning.smk"), (), inputs=("metrics.json", "roc", "scores", "fluctuations", "models"),
+          targets=("figures/roc.png", "training_loss.csv"), outs={"figures": {}},
+          plots={"training_loss.csv": {"cache": False}}),
+)
+
+
+def script_dependencies(script: Path, package_root: Path) -> list[str]:
+    """The ``pfami`` modules ``script`` imports, directly or through each other (paths below ``package_root``).
+
+    A subpackage counts as a whole folder, so a new module in it is covered too.
+    """
+    seen: set[str] = set()
+    pending = [script]
+    while pending:
+        tree = ast.parse(pending.pop().read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] != "pfami" or len(parts) < 2:
+                    continue
+                folder = package_root / "pfami" / parts[1]
+                relative = f"pfami/{parts[1]}" if folder.is_dir() else f"pfami/{parts[1]}.py"
+                if relative in seen:
+                    continue
+                seen.add(relative)
+                location = package_root / relative
+                pending.extend(sorted(location.rglob("*.py")) if location.is_dir() else [location])
+    return sorted(seen)
+
+
+def _stage_command(rules: tuple[str, ...], targets: list[str]) -> str:
+    return "snakemake --cores all --allowed-rules " + " ".join(rules) + " -- " + " ".join(targets)
+
+
+def _targets(stage: Stage, experiment: str, attacks: list[str]) -> list[str]:
+    """The stage's Snakemake targets, one per attack where a target names ``{attack}``."""
+    paths = (target.format(attack=attack) for target in stage.targets for attack in attacks)
+    return [f"results/{experiment}/{path}" for path in dict.fromkeys(paths)]
+
+
+def _tracked(paths: dict[str, dict], experiment: str) -> list:
+    return [{f"results/{experiment}/{path}": dict(options)} if options else f"results/{experiment}/{path}"
+            for path, options in paths.items()]
+
+
+def dvc_pipeline(experiments: dict[str, dict], project: Path) -> dict:
+    """The ``dvc.yaml`` document for ``experiments`` (the config's section) of the project at ``project``."""
+    stages = {}
+    for experiment, settings in experiments.items():
+        attacks = list(settings["attacks"])
+        for stage in STAGES:
+            scripts = [f"scripts/{script}" for script in stage.scripts]
+            modules = {module for script in scripts for module in script_dependencies(project / script, project)}
+            code = sorted({*scripts, *(f"workflow/rules/{name}" for name in stage.rule_files), *modules})
+            definition = {
+                "cmd": _stage_command(stage.rules, _targets(stage, experiment, attacks)),
+                "deps": code + [f"results/{experiment}/{path}" for path in stage.inputs],
+            }
+            if stage.config_sections:
+                definition["params"] = [{CONFIG_FILE: [f"experiments.{experiment}.{section}"
+                                                       for section in stage.config_sections]}]
+            for kind in ("outs", "metrics", "plots"):
+                if getattr(stage, kind):
+                    definition[kind] = _tracked(getattr(stage, kind), experiment)
+            stages[f"{stage.name}-{experiment}"] = definition
+    summary_code = ["scripts/make_summary.py", "workflow/rules/report.smk",
+                    *script_dependencies(project / "scripts/make_summary.py", project)]
+    stages["summary"] = {
+        "cmd": _stage_command(("make_summary",), ["results/summary.md", "results/summary.csv"]),
+        "deps": sorted(set(summary_code)) + [f"results/{experiment}/metrics.json" for experiment in experiments],
+        # The table's row labels describe each experiment's settings.
+        "params": [{CONFIG_FILE: [f"experiments.{experiment}" for experiment in experiments]}],
+        "outs": [{"results/summary.md": {"cache": False}}, {"results/summary.csv": {"cache": False}}],
+    }
+    plots = []
+    for experiment in experiments:
+        plots.append({f"results/{experiment}/roc": {"x": "fpr", "y": "tpr", "template": "workflow/dvc/roc_log.json",
+                                                     "title": f"{experiment}: ROC (log axes)"}})
+        plots.append({f"results/{experiment}/training_loss.csv": {"x": "step", "y": list(ROLES),
+                                                                  "title": f"{experiment}: training loss"}})
+    return {"stages": stages, "plots": plots}
+
+
+def loss_curves_csv(curves: dict[str, np.ndarray]) -> str:
+    """Loss curves of equal length as CSV: ``step`` then one column per curve."""
+    lengths = {len(curve) for curve in curves.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"loss curves of different lengths: { {name: len(c) for name, c in curves.items()} }")
+    names = list(curves)
+    rows = [",".join(["step", *names])]
+    for step in range(lengths.pop()):
+        rows.append(",".join([str(step + 1), *(f"{float(curves[name][step]):.6g}" for name in names)]))
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,128 @@
+"""DVC round trips on the tiny config, in a temporary git repository holding a copy of the project.
+
+The workflow runs once in full (``dvc repro``) and once in part (a parameter change); the clone
+test only restores files and asks DVC and Snakemake whether anything is left to do.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pfami.versioning import STAGES, dvc_pipeline
+from tests.conftest import PROJECT, copy_project, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+# Stage commands call `snakemake` and the scripts import `pfami`: both from this interpreter's environment.
+# Git commits (ours and `dvc exp run`'s) need an identity even where none is configured.
+ENVIRONMENT = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               "PYTHONPATH": str(PROJECT), "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
+               "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
+ROLES = ("target", "shadow", "reference")
+
+
+def run(workdir: Path, *command: str) -> str:
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=ENVIRONMENT)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout + result.stderr
+
+
+def stages_run(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def model_files(workdir: Path) -> dict[str, int]:
+    """Each model file's modification time in nanoseconds: a retrained model changes it."""
+    models = workdir / "results" / "tiny" / "models"
+    return {str(path.relative_to(models)): path.stat().st_mtime_ns
+            for path in sorted(models.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def versioned(tmp_path_factory) -> Path:
+    """A git + DVC repository of the tiny project, reproduced with `dvc repro`, committed and pushed."""
+    root = tmp_path_factory.mktemp("dvc")
+    workdir = copy_project(root / "project")
+    shutil.copytree(PROJECT / "pfami", workdir / "pfami", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PROJECT / ".gitignore", workdir / ".gitignore")
+    run(workdir, sys.executable, "scripts/write_dvc_yaml.py")
+    run(workdir, "git", "init", "-q")
+    run(workdir, "dvc", "init", "-q")
+    run(workdir, "dvc", "config", "core.analytics", "false")
+    run(workdir, "dvc", "remote", "add", "-d", "local", str(root / "remote"))
+    run(workdir, "git", "add", "-A")
+    run(workdir, "git", "commit", "-qm", "project")
+    output = run(workdir, "dvc", "repro")
+    assert stages_run(output) == {f"{stage.name}-tiny" for stage in STAGES} | {"summary"}
+    run(workdir, "git", "add", "-A")
+    run(workdir, "git", "commit", "-qm", "results")
+    run(workdir, "dvc", "push")
+    return workdir
+
+
+def test_dvc_yaml_is_current_for_the_default_config():
+    experiments = yaml.safe_load((PROJECT / "config" / "config.yaml").read_text())["experiments"]
+    committed = yaml.safe_load((PROJECT / "dvc.yaml").read_text())
+    assert committed == dvc_pipeline(experiments, PROJECT), "rerun `python scripts/write_dvc_yaml.py`"
+
+
+def test_repro_tracks_results_and_a_second_repro_does_nothing(versioned):
+    tracked = run(versioned, "git", "ls-files", "results").split()
+    assert {"results/tiny/metrics.json", "results/tiny/splits.json", "results/tiny/training_loss.csv",
+            "results/summary.md", "results/tiny/roc/pfami_met.csv"} <= set(tracked)
+    assert not [path for path in tracked if "/models/" in path or "/losses/" in path], "checkpoints belong in DVC"
+    assert "/models" in (versioned / "dvc.lock").read_text()
+    assert stages_run(run(versioned, "dvc", "repro")) == set()
+    assert "Nothing to be done" in run_snakemake(versioned, "-n").stdout
+    plots = run(versioned, "dvc", "plots", "show", "--json")
+    assert '"log"' in plots and "training_loss.csv" in plots
+
+
+def test_a_changed_attack_setting_reruns_only_what_depends_on_it(versioned):
+    models_before = model_files(versioned)
+    output = run(versioned, "dvc", "exp", "run", "-S",
+                 "config/config.yaml:experiments.tiny.attacks.pfami_met_single.strength_index=2")
+    assert stages_run(output) == {"score-tiny", "evaluate-tiny", "figures-tiny", "summary"}
+    assert "Rule: train_model" not in output and "Rule: estimate_losses" not in output
+    assert model_files(versioned) == models_before
+    params = [line.split() for line in run(versioned, "dvc", "params", "diff").splitlines()]
+    assert ["config/config.yaml", "experiments.tiny.attacks.pfami_met_single.strength_index", "1", "2"] in params
+    changed_metrics = {line.split()[1] for line in run(versioned, "dvc", "metrics", "diff").splitlines()[1:]}
+    assert changed_metrics and all(name.startswith("attacks.pfami_met_single.") for name in changed_metrics)
+    summary_changes = [line for line in run(versioned, "git", "diff", "results/summary.csv").splitlines()
+                       if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert summary_changes and all(line[1:].startswith("tiny,pfami_met_single,") for line in summary_changes)
+    table = list(csv.DictReader(io.StringIO(run(versioned, "dvc", "exp", "show", "--csv", "--no-pager"))))
+    strengths = {row["Experiment"] or row["rev"]: row["experiments.tiny.attacks.pfami_met_single.strength_index"]
+                 for row in table}
+    assert strengths["workspace"] == "2" and "1" in strengths.values()
+    assert len([row for row in table if row["Experiment"]]) == 1, "the experiment is listed"
+    # The config stays valid for Snakemake after DVC rewrote it.
+    assert "Nothing to be done" in run_snakemake(versioned, "-n").stdout
+
+
+def test_a_fresh_clone_pulls_checkpoints_and_results_and_retrains_nothing(versioned, tmp_path):
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(versioned), str(clone))
+    run(clone, "dvc", "pull")
+    for role in ROLES:
+        assert (clone / "results" / "tiny" / "models" / role / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    assert (clone / "results" / "tiny" / "fluctuations" / "target.npz").exists()
+    assert "Data and pipelines are up to date" in run(clone, "dvc", "status")
+    # Checkout order leaves mtimes that Snakemake misreads as stale (never the training: its input is
+    # git's splits.json, older than the pulled models); `--touch` makes it agree with DVC.
+    plan = run_snakemake(clone, "-n").stdout
+    assert "rule train_model" not in plan and "rule split_dataset" not in plan
+    run_snakemake(clone, "--touch", "--cores", "1")
+    assert "Nothing to be done" in run_snakemake(clone, "-n").stdout
+    assert stages_run(run(clone, "dvc", "repro")) == set()

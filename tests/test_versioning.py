@@ -1,0 +1,55 @@
+"""The generated DVC stage list and the training-loss plot file, on hand-made inputs."""
+
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from pfami.versioning import STAGES, dvc_pipeline, loss_curves_csv, script_dependencies
+from tests.conftest import PROJECT, TINY_CONFIG
+
+
+def test_loss_curves_csv_has_a_step_column_and_one_column_per_model():
+    text = loss_curves_csv({"target": np.array([1.5, 0.25]), "shadow": np.array([2.0, 1.0])})
+    assert text == "step,target,shadow\n1,1.5,2\n2,0.25,1\n"
+
+
+def test_loss_curves_of_different_lengths_are_refused():
+    with pytest.raises(ValueError, match="different lengths"):
+        loss_curves_csv({"target": np.ones(3), "shadow": np.ones(2)})
+
+
+def test_script_dependencies_follow_imports_through_modules_and_subpackages(tmp_path):
+    (tmp_path / "pfami" / "sub").mkdir(parents=True)
+    (tmp_path / "pfami" / "a.py").write_text("import numpy\nfrom pfami.sub.x import f\n")
+    (tmp_path / "pfami" / "sub" / "x.py").write_text("def f():\n    from pfami.b import g\n")
+    (tmp_path / "pfami" / "b.py").write_text("")
+    (tmp_path / "pfami" / "unused.py").write_text("")
+    script = tmp_path / "script.py"
+    script.write_text("import json\nfrom pfami.a import h\n")
+    assert script_dependencies(script, tmp_path) == ["pfami/a.py", "pfami/b.py", "pfami/sub"]
+
+
+def test_every_stage_runs_rules_that_exist_on_targets_under_its_experiment():
+    rule_files = "".join(path.read_text() for path in (PROJECT / "workflow" / "rules").glob("*.smk"))
+    rule_names = set(re.findall(r"^rule (\w+):", rule_files, re.MULTILINE))
+    experiments = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]
+    stages = dvc_pipeline(experiments, PROJECT)["stages"]
+    assert set(stages) == {f"{stage.name}-tiny" for stage in STAGES} | {"summary"}
+    for name, stage in stages.items():
+        command, targets = stage["cmd"].split(" -- ")
+        assert set(command.split("--allowed-rules ")[1].split()) <= rule_names, name
+        assert all(target.startswith("results/") for target in targets.split())
+        for dependency in stage["deps"]:
+            assert dependency.startswith("results/") or (PROJECT / dependency).exists(), dependency
+    scores = stages["score-tiny"]["cmd"]
+    assert all(f"results/tiny/scores/{attack}.csv" in scores for attack in experiments["tiny"]["attacks"])
+    assert stages["evaluate-tiny"]["metrics"] == [{"results/tiny/metrics.json": {"cache": False}}]
+
+
+def test_the_summary_depends_on_every_experiments_metrics():
+    tiny = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]["tiny"]
+    summary = dvc_pipeline({"one": tiny, "two": tiny}, PROJECT)["stages"]["summary"]
+    assert {"results/one/metrics.json", "results/two/metrics.json"} <= set(summary["deps"])
+    assert summary["params"] == [{"config/config.yaml": ["experiments.one", "experiments.two"]}]

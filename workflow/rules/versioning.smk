@@ -1,0 +1,13 @@
+# A small uncached copy of the training loss curves, so `dvc plots` can draw and diff them
+# (the curves themselves live inside the DVC-cached model folders).
+
+
+rule collect_training_loss:
+    input:
+        expand("results/{{experiment}}/models/{role}", role=ROLES),
+    output:
+        "results/{experiment}/training_loss.csv",
+    log:
+        "results/{experiment}/logs/collect_training_loss.log",
+    shell:
+        "{PYTHON} scripts/collect_training_loss.py --model-dirs {input} --output {output} > {log} 2>&1"
