@@ -7,7 +7,9 @@ rule collect_training_loss:
         expand("results/{{experiment}}/models/{role}", role=ROLES),
     output:
         "results/{experiment}/training_loss.csv",
+    conda:
+        SOFTWARE_ENV
     log:
         "results/{experiment}/logs/collect_training_loss.log",
     shell:
-        "{PYTHON} scripts/collect_training_loss.py --model-dirs {input} --output {output} > {log} 2>&1"
+        "python scripts/collect_training_loss.py --model-dirs {input} --output {output} > {log} 2>&1"
