@@ -14,6 +14,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/sample.smk"
 
 
 rule all:
@@ -21,4 +22,5 @@ rule all:
         "results/summary.md",
         "results/summary.csv",
         expand("results/{experiment}/figures/{figure}.png", experiment=EXPERIMENTS, figure=FIGURES),
+        expand("results/{experiment}/figures/samples_{role}.png", experiment=DIFFUSION_EXPERIMENTS, role=ROLES),
     default_target: True

@@ -14,9 +14,7 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and what to do."""
 
 
-def check_experiment(name: str, experiment: dict) -> None:
-    where = f"experiments.{name}"
-    model, estimation, perturbation = experiment["model"], experiment["estimation"], experiment["perturbation"]
+def _check_diffusion(where: str, model: dict, estimation: dict, image_size: int) -> None:
     if model["beta_start"] >= model["beta_end"]:
         raise ConfigError(f"{where}.model.beta_start must be below beta_end ({model['beta_start']} >= {model['beta_end']})")
     too_late = [t for t in estimation["timesteps"] if t >= model["train_timesteps"]]
@@ -27,10 +25,22 @@ def check_experiment(name: str, experiment: dict) -> None:
     bad_levels = [level for level in model.get("attention_levels", []) if level >= levels]
     if bad_levels:
         raise ConfigError(f"{where}.model.attention_levels: {bad_levels} but the U-Net has {levels} levels (0..{levels - 1})")
-    image_size = experiment["data"]["image_size"]
     if image_size % 2 ** (levels - 1):
         raise ConfigError(f"{where}.data.image_size: {image_size} is not divisible by 2^{levels - 1} "
                           f"(the U-Net halves it {levels - 1} times); pick a multiple of {2 ** (levels - 1)}")
+
+
+def check_experiment(name: str, experiment: dict) -> None:
+    where = f"experiments.{name}"
+    model, estimation, perturbation = experiment["model"], experiment["estimation"], experiment["perturbation"]
+    image_size = experiment["data"]["image_size"]
+    if model["family"] == "vae":
+        halvings = len(model["block_out_channels"])
+        if image_size % 2 ** halvings:
+            raise ConfigError(f"{where}.data.image_size: {image_size} is not divisible by 2^{halvings} (the VAE "
+                              f"halves it once per block_out_channels entry); pick a multiple of {2 ** halvings}")
+    else:
+        _check_diffusion(where, model, estimation, image_size)
     try:
         check_mechanism(perturbation["mechanism"], experiment["data"]["channels"])
     except ValueError as error:
@@ -60,10 +70,16 @@ def check_config(config: dict, schema_path: str | Path) -> None:
 def describe_experiment(experiment: dict) -> str:
     """One line saying what an experiment attacks, for the results table."""
     data, model, training = experiment["data"], experiment["model"], experiment["training"]
+    channels = "x".join(map(str, model["block_out_channels"]))
+    if model["family"] == "vae":
+        network = f"VAE (conv {channels}, latent {model['latent_dim']}, {training['steps']} steps)"
+        proxy = f"{experiment['estimation']['elbo_draws']} ELBO draws"
+    else:
+        network = f"{model['family'].upper()} ({channels} U-Net, {training['steps']} steps)"
+        proxy = f"{len(experiment['estimation']['timesteps'])} timesteps"
     source = "scikit-learn digits" if data["source"] == "digits" else data.get("path", data["source"])
-    return (f"{model['family'].upper()} ({'x'.join(map(str, model['block_out_channels']))} U-Net, "
-            f"{training['steps']} steps) on {source} at {data['image_size']} px, "
+    return (f"{network} on {source} at {data['image_size']} px, "
             f"{experiment['splits']['members']} members per model; perturbation: {experiment['perturbation']['mechanism']} "
             f"x {len(experiment['perturbation']['strengths'])} strengths, "
-            f"{len(experiment['estimation']['timesteps'])} timesteps, "
+            f"{proxy}, "
             f"{'common' if experiment['estimation'].get('common_noise', True) else 'independent'} noise.")

@@ -138,3 +138,30 @@ def _denoising_loss(eps_model: NoisePredictor, noisy: torch.Tensor, noise: torch
 def unet_noise_predictor(unet) -> NoisePredictor:
     """Adapt a diffusers UNet2DModel to ``eps_model(noisy, timesteps) -> predicted noise``."""
     return lambda noisy, timesteps: unet(noisy, timesteps).sample
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def model_losses(model_dir, family: str, images: np.ndarray, record_ids: Sequence[int], estimation: dict,
+                 perturbation: dict, seed: int, model_name: str, device: torch.device,
+                 show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(L [R, M, 1 + N], the M labels of the first axis) of a saved model of ``family``.
+
+    For a diffusion model the labels are the timesteps; for a VAE, the draw indices 0..K-1."""
+    from pfami.models.ddpm import load_ddpm
+    from pfami.models.vae import load_vae
+
+    common_noise, batch_size = estimation.get("common_noise", True), estimation["batch_size"]
+    mechanism, strengths = perturbation["mechanism"], perturbation["strengths"]
+    if family == "vae":
+        draws = estimation["elbo_draws"]
+        losses = vae_losses(load_vae(model_dir, device), images, record_ids, draws, mechanism, strengths, seed,
+                            common_noise, model_name, batch_size, device, show_progress)
+        return losses, np.arange(draws)
+    unet, scheduler = load_ddpm(model_dir, device)
+    autocast = PRECISIONS[estimation.get("precision", "fp32")] if device.type == "cuda" else None
+    losses = diffusion_losses(unet_noise_predictor(unet), scheduler.alphas_cumprod, images, record_ids,
+                              estimation["timesteps"], mechanism, strengths, seed, common_noise, model_name,
+                              batch_size, device, autocast, show_progress)
+    return losses, np.array(estimation["timesteps"])

@@ -7,7 +7,7 @@ import torch
 from pfami.cli import json_value, run
 from pfami.data import load_dataset, load_splits
 from pfami.likelihood import resolve_device
-from pfami.models.ddpm import train_ddpm
+from pfami.models import train_model
 from pfami.seeding import derived_seed
 
 
@@ -15,9 +15,9 @@ def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     images = load_dataset(args.data)
     members = images[load_splits(args.splits_file, images)[f"{args.role}_members"]]
-    curve = train_ddpm(members, args.model, args.training, derived_seed(args.seed, "train", args.role), args.output,
-                       args.state, resolve_device(args.device))
-    print(f"trained the {args.role} model on {len(members)} members for {len(curve)} steps; "
+    curve = train_model(members, args.model, args.training, derived_seed(args.seed, "train", args.role), args.output,
+                        args.state, resolve_device(args.device))
+    print(f"trained the {args.role} {args.model['family']} model on {len(members)} members for {len(curve)} steps; "
           f"final loss (mean of last 100 steps) {sum(curve[-100:]) / len(curve[-100:]):.4f}")
 
 

@@ -18,6 +18,8 @@ EXPERIMENTS = list(config["experiments"])
 ROLES = ["target", "shadow", "reference"]
 ATTACKED_ROLES = ["target", "shadow"]
 FIGURES = ["roc", "fluctuation", "score_distributions", "training_loss"]
+# Experiments whose models can generate images with the DDPM / DDIM / PNDM samplers.
+DIFFUSION_EXPERIMENTS = [name for name in EXPERIMENTS if config["experiments"][name]["model"]["family"] == "ddpm"]
 # The interpreter Snakemake runs under, so rules work without an activated environment.
 PYTHON = sys.executable
 
