@@ -51,6 +51,13 @@ def check_experiment(name: str, experiment: dict) -> None:
         if index is not None and index >= strength_count:
             raise ConfigError(f"{where}.attacks.{attack}.strength_index: {index} but there are only {strength_count} "
                               f"strengths (indices 0..{strength_count - 1})")
+    if "pretrained" in model:
+        if model["family"] != "ddpm":
+            raise ConfigError(f"{where}.model.pretrained: only a ddpm target can be given (family is {model['family']})")
+        missing = [key for key in ("target_members_file", "target_holdout_file") if key not in experiment["splits"]]
+        if missing:
+            raise ConfigError(f"{where}.splits: a given target model (model.pretrained) needs {' and '.join(missing)}, "
+                              "index files of the records it was and was not trained on")
     training = experiment["training"]
     if training.get("warmup_steps", 0) >= training["steps"]:
         raise ConfigError(f"{where}.training.warmup_steps must be below training.steps")

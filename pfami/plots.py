@@ -57,6 +57,8 @@ def plot_loss_curves(curves: dict[str, np.ndarray], title: str, path: str | Path
     """Training loss per step (moving average over ``window`` steps) of each model."""
     figure, axes = plt.subplots(figsize=(6, 4))
     for label, curve in curves.items():
+        if len(curve) == 0:  # a model trained elsewhere
+            continue
         width = max(1, min(window, len(curve)))
         smoothed = np.convolve(curve, np.ones(width) / width, mode="valid")
         axes.plot(np.arange(width, len(curve) + 1), smoothed, label=label)

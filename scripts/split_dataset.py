@@ -3,12 +3,12 @@
 import argparse
 
 from pfami.cli import json_value, run
-from pfami.data import fingerprint, load_dataset, make_splits, save_splits
+from pfami.data import fingerprint, given_splits, load_dataset, make_splits, save_splits
 
 
 def main(args: argparse.Namespace) -> None:
     images = load_dataset(args.data)
-    splits = make_splits(len(images), args.splits, args.seed)
+    splits = make_splits(len(images), args.splits, args.seed, given_splits(args.splits))
     save_splits(args.output, splits, fingerprint(images), len(images))
     print(f"{len(images)} records of shape {images.shape[1:]}; " +
           ", ".join(f"{name} {len(indices)}" for name, indices in splits.items()))

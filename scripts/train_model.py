@@ -8,6 +8,7 @@ from pfami.cli import json_value, run
 from pfami.data import load_dataset, load_splits
 from pfami.likelihood import resolve_device
 from pfami.models import train_model
+from pfami.models.ddpm import adopt_pretrained_ddpm
 from pfami.seeding import derived_seed
 
 
@@ -15,6 +16,11 @@ def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     images = load_dataset(args.data)
     members = images[load_splits(args.splits_file, images)[f"{args.role}_members"]]
+    if args.role == "target" and args.model.get("pretrained"):
+        # An audit of a model trained elsewhere: take it as it is; only shadow and reference are trained.
+        adopt_pretrained_ddpm(args.model["pretrained"], args.output, images.shape[-1], images.shape[1])
+        print(f"adopted the target model {args.model['pretrained']} (trained elsewhere)")
+        return
     curve = train_model(members, args.model, args.training, derived_seed(args.seed, "train", args.role), args.output,
                         args.state, resolve_device(args.device))
     print(f"trained the {args.role} {args.model['family']} model on {len(members)} members for {len(curve)} steps; "
@@ -24,7 +30,8 @@ def main(args: argparse.Namespace) -> None:
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--data", type=json_value, required=True, help="the experiment's data section (JSON)")
 parser.add_argument("--splits-file", required=True)
-parser.add_argument("--role", choices=["target", "shadow", "reference"], required=True)
+parser.add_argument("--role", choices=["target", "shadow", "reference"], required=True,
+                    help="whose model; with model.pretrained the target is adopted, not trained")
 parser.add_argument("--model", type=json_value, required=True, help="the experiment's model section (JSON)")
 parser.add_argument("--training", type=json_value, required=True, help="the experiment's training section (JSON)")
 parser.add_argument("--seed", type=int, required=True)

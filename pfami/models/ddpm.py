@@ -100,3 +100,14 @@ def load_ddpm(model_dir: str | Path, device: torch.device) -> tuple[UNet2DModel,
         raise CheckpointError(f"{model_dir}: cannot load the model ({first_line}); retrain it or restore the folder") from None
     return unet.eval(), scheduler
 
+
+
+def adopt_pretrained_ddpm(source_dir: str | Path, output_dir: str | Path, image_size: int, channels: int) -> None:
+    """Take a DDPM trained elsewhere (a diffusers folder with ``unet/`` and ``scheduler/``, safetensors
+    weights only) as the pipeline's model folder, after checking that it fits the data."""
+    unet, scheduler = load_ddpm(source_dir, torch.device("cpu"))
+    size, in_channels = unet.config.sample_size, unet.config.in_channels
+    if size not in (image_size, [image_size, image_size], (image_size, image_size)) or in_channels != channels:
+        raise CheckpointError(f"{source_dir}: the model takes {in_channels} x {size} px images but the data are "
+                              f"{channels} x {image_size} px; set data.image_size / data.channels to match it")
+    save_ddpm(output_dir, unet, scheduler, [], {"pretrained": str(Path(source_dir).resolve())})

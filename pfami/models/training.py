@@ -136,5 +136,6 @@ def require_family(model_dir: str | Path, family: str) -> None:
 
 
 def read_loss_curve(model_dir: str | Path) -> np.ndarray:
-    rows = np.loadtxt(Path(model_dir) / "loss_curve.csv", delimiter=",", skiprows=1, ndmin=2)
-    return rows[:, 1]
+    """The per-step training loss; empty for a model trained elsewhere (``model.pretrained``)."""
+    lines = (Path(model_dir) / "loss_curve.csv").read_text().split()[1:]
+    return np.array([float(line.split(",")[1]) for line in lines])

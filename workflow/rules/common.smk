@@ -6,6 +6,7 @@ import sys
 from snakemake.utils import validate
 
 from pfami.config import ConfigError, check_config, describe_experiment
+from pfami.data import GIVEN_SPLIT_KEYS
 
 try:
     check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
