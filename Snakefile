@@ -28,6 +28,7 @@ include: "workflow/rules/attack.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/versioning.smk"
+include: "workflow/rules/sample.smk"
 
 
 rule all:
@@ -36,4 +37,5 @@ rule all:
         "results/summary.csv",
         expand("results/{experiment}/figures/{figure}.png", experiment=EXPERIMENTS, figure=FIGURES),
         expand("results/{experiment}/training_loss.csv", experiment=EXPERIMENTS),
+        expand("results/{experiment}/figures/samples_{role}.png", experiment=DIFFUSION_EXPERIMENTS, role=ROLES),
     default_target: True

@@ -7,7 +7,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from pfami.attacks.baseline_queries import check_baseline_settings
+from pfami.attacks.baseline_queries import FAMILY_OF, check_baseline_settings
 from pfami.perturb import check_mechanism
 
 
@@ -15,9 +15,7 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and what to do."""
 
 
-def check_experiment(name: str, experiment: dict) -> None:
-    where = f"experiments.{name}"
-    model, estimation, perturbation = experiment["model"], experiment["estimation"], experiment["perturbation"]
+def _check_diffusion(where: str, model: dict, estimation: dict, image_size: int) -> None:
     if model["beta_start"] >= model["beta_end"]:
         raise ConfigError(f"{where}.model.beta_start must be below beta_end ({model['beta_start']} >= {model['beta_end']})")
     too_late = [t for t in estimation["timesteps"] if t >= model["train_timesteps"]]
@@ -28,10 +26,22 @@ def check_experiment(name: str, experiment: dict) -> None:
     bad_levels = [level for level in model.get("attention_levels", []) if level >= levels]
     if bad_levels:
         raise ConfigError(f"{where}.model.attention_levels: {bad_levels} but the U-Net has {levels} levels (0..{levels - 1})")
-    image_size = experiment["data"]["image_size"]
     if image_size % 2 ** (levels - 1):
         raise ConfigError(f"{where}.data.image_size: {image_size} is not divisible by 2^{levels - 1} "
                           f"(the U-Net halves it {levels - 1} times); pick a multiple of {2 ** (levels - 1)}")
+
+
+def check_experiment(name: str, experiment: dict) -> None:
+    where = f"experiments.{name}"
+    model, estimation, perturbation = experiment["model"], experiment["estimation"], experiment["perturbation"]
+    image_size = experiment["data"]["image_size"]
+    if model["family"] == "vae":
+        halvings = len(model["block_out_channels"])
+        if image_size % 2 ** halvings:
+            raise ConfigError(f"{where}.data.image_size: {image_size} is not divisible by 2^{halvings} (the VAE "
+                              f"halves it once per block_out_channels entry); pick a multiple of {2 ** halvings}")
+    else:
+        _check_diffusion(where, model, estimation, image_size)
     try:
         check_mechanism(perturbation["mechanism"], experiment["data"]["channels"])
     except ValueError as error:
@@ -42,10 +52,21 @@ def check_experiment(name: str, experiment: dict) -> None:
         if index is not None and index >= strength_count:
             raise ConfigError(f"{where}.attacks.{attack}.strength_index: {index} but there are only {strength_count} "
                               f"strengths (indices 0..{strength_count - 1})")
+    baselines = [attack for attack in experiment["attacks"] if attack in FAMILY_OF]
+    if baselines and model["family"] != "ddpm":
+        raise ConfigError(f"{where}.attacks: {', '.join(baselines)} query a diffusion model's noise prediction and do "
+                          f"not apply to model.family {model['family']}; remove them")
     try:
-        check_baseline_settings(experiment["attacks"], model["train_timesteps"])
+        check_baseline_settings(experiment["attacks"], model.get("train_timesteps", 1000))
     except ValueError as error:
         raise ConfigError(f"{where}.{error}") from None
+    if "pretrained" in model:
+        if model["family"] != "ddpm":
+            raise ConfigError(f"{where}.model.pretrained: only a ddpm target can be given (family is {model['family']})")
+        missing = [key for key in ("target_members_file", "target_holdout_file") if key not in experiment["splits"]]
+        if missing:
+            raise ConfigError(f"{where}.splits: a given target model (model.pretrained) needs {' and '.join(missing)}, "
+                              "index files of the records it was and was not trained on")
     training = experiment["training"]
     if training.get("warmup_steps", 0) >= training["steps"]:
         raise ConfigError(f"{where}.training.warmup_steps must be below training.steps")
@@ -65,10 +86,16 @@ def check_config(config: dict, schema_path: str | Path) -> None:
 def describe_experiment(experiment: dict) -> str:
     """One line saying what an experiment attacks, for the results table."""
     data, model, training = experiment["data"], experiment["model"], experiment["training"]
+    channels = "x".join(map(str, model["block_out_channels"]))
+    if model["family"] == "vae":
+        network = f"VAE (conv {channels}, latent {model['latent_dim']}, {training['steps']} steps)"
+        proxy = f"{experiment['estimation']['elbo_draws']} ELBO draws"
+    else:
+        network = f"{model['family'].upper()} ({channels} U-Net, {training['steps']} steps)"
+        proxy = f"{len(experiment['estimation']['timesteps'])} timesteps"
     source = "scikit-learn digits" if data["source"] == "digits" else data.get("path", data["source"])
-    return (f"{model['family'].upper()} ({'x'.join(map(str, model['block_out_channels']))} U-Net, "
-            f"{training['steps']} steps) on {source} at {data['image_size']} px, "
+    return (f"{network} on {source} at {data['image_size']} px, "
             f"{experiment['splits']['members']} members per model; perturbation: {experiment['perturbation']['mechanism']} "
             f"x {len(experiment['perturbation']['strengths'])} strengths, "
-            f"{len(experiment['estimation']['timesteps'])} timesteps, "
+            f"{proxy}, "
             f"{'common' if experiment['estimation'].get('common_noise', True) else 'independent'} noise.")

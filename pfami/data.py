@@ -329,28 +329,71 @@ def fingerprint(images: np.ndarray) -> str:
         digest.update(np.ascontiguousarray(images[start : start + rows]).tobytes())
     return digest.hexdigest()
 
-def make_splits(record_count: int, sizes: dict, seed: int) -> dict[str, list[int]]:
+def read_index_file(path: str | Path) -> list[int]:
+    """Record indices (into the data set, in path order for an image folder) from a JSON list or a
+    text file of whitespace-separated integers."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: index file not found; point the splits key at an existing file")
+    text = path.read_text()
+    try:
+        values = json.loads(text) if text.lstrip().startswith("[") else [int(token) for token in text.split()]
+    except ValueError:
+        raise DataError(f"{path}: not a JSON list or whitespace-separated integers") from None
+    if not all(isinstance(value, int) for value in values):
+        raise DataError(f"{path}: every entry must be an integer record index")
+    return values
+
+
+def make_splits(record_count: int, sizes: dict, seed: int,
+                given: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
     """Six disjoint index sets of ``sizes["members"]`` / ``sizes["holdout"]`` records per role.
 
     ``sizes["mode"]`` is ``random`` (default: drawn without replacement with ``seed``) or
     ``contiguous`` (consecutive index ranges in the order target members, target hold-outs, shadow
-    members, ...: the authors' CelebA layout, target [0, 50k) / [50k, 60k) and so on)."""
+    members, ...: the authors' CelebA layout, target [0, 50k) / [50k, 60k) and so on).
+    ``given`` fixes some sets (e.g. the members and non-members of a target model trained
+    elsewhere); the others are drawn from the records left."""
     mode = sizes.get("mode", "random")
     if mode not in SPLIT_MODES:
         raise DataError(f"splits.mode: unknown mode {mode!r}; use one of {', '.join(SPLIT_MODES)}")
-    needed = len(ROLES) * (sizes["members"] + sizes["holdout"])
-    if needed > record_count:
+    given = {name: sorted(indices) for name, indices in (given or {}).items()}
+    fixed = [index for indices in given.values() for index in indices]
+    if len(set(fixed)) != len(fixed):
+        raise DataError("splits: the given record sets repeat or share records; they must be disjoint")
+    outside = [index for index in fixed if not 0 <= index < record_count]
+    if outside:
+        raise DataError(f"splits: given record indices {outside[:5]} are outside 0..{record_count - 1}")
+    to_draw = [name for name in SPLIT_NAMES if name not in given]
+    needed = sum(sizes["members"] if name.endswith("members") else sizes["holdout"] for name in to_draw)
+    if needed > record_count - len(fixed):
+        what = f"3 roles x ({sizes['members']} members + {sizes['holdout']} hold-outs)" if not given else \
+            f"{len(to_draw)} sets to draw ({needed} records)"
         raise DataError(
-            f"splits: 3 roles x ({sizes['members']} members + {sizes['holdout']} hold-outs) = {needed} records "
-            f"but the data set has {record_count}; lower splits.members / splits.holdout"
+            f"splits: {what} = {needed} records "
+            f"but the data set has {record_count - len(fixed)}{' left' if given else ''}; "
+            "lower splits.members / splits.holdout"
         )
-    order = np.arange(record_count) if mode == "contiguous" else np.random.default_rng(seed).permutation(record_count)
+    taken = set(fixed)
+    candidates = np.arange(record_count) if mode == "contiguous" else np.random.default_rng(seed).permutation(record_count)
+    order = [index for index in candidates if index not in taken]
     splits, start = {}, 0
     for name in SPLIT_NAMES:
+        if name in given:
+            splits[name] = given[name]
+            continue
         count = sizes["members"] if name.endswith("members") else sizes["holdout"]
         splits[name] = sorted(int(index) for index in order[start : start + count])
         start += count
     return splits
+
+
+GIVEN_SPLIT_KEYS = {"target_members_file": "target_members", "target_holdout_file": "target_holdout"}
+
+
+def given_splits(splits_config: dict) -> dict[str, list[int]]:
+    """The record sets an audit fixes by index file (``splits.target_members_file`` / ``target_holdout_file``)."""
+    return {name: read_index_file(splits_config[key]) for key, name in GIVEN_SPLIT_KEYS.items() if key in splits_config}
 
 
 def save_splits(path: str | Path, splits: dict[str, list[int]], data_fingerprint: str, record_count: int) -> None:

@@ -9,6 +9,9 @@ only on (seed, record id, timestep index): the record, each neighbour and every 
 same draw, so differences between them are not swamped by noise. ``common_noise=False``
 reproduces the authors' choice of an independent draw per record, neighbour and model.
 Either way the draw does not depend on batching or device.
+
+VAE. The proxy is the one-sample negative ELBO; its K latent draws take the place of the
+timestep axis (``vae_losses``), with the same noise rules.
 """
 
 from __future__ import annotations
@@ -55,43 +58,72 @@ def noise_for_block(record_ids: Sequence[int], timestep_count: int, neighbour_co
     ])
 
 
-def diffusion_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, images: np.ndarray,
-                     record_ids: Sequence[int], timesteps: Sequence[int], mechanism: str,
-                     strengths: Sequence[float], seed: int, common_noise: bool = True, model_name: str = "",
-                     batch_size: int = 1024, device: torch.device | None = None,
-                     autocast_dtype: torch.dtype | None = None, show_progress: bool = True) -> np.ndarray:
-    """The loss tensor L [R, M, 1 + N] of ``images`` [R, C, S, S] and their neighbours.
+# (inputs [P, C, H, W], noise [P, ...], draw index [P]) -> loss [P]; a draw is a timestep or an ELBO sample.
+InputLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-    Records are processed in blocks whose (1 + N) x M evaluations fill about ``batch_size``
+
+def perturbed_losses(input_loss: InputLoss, images: np.ndarray, record_ids: Sequence[int], draw_count: int,
+                     noise_shape: tuple[int, ...], mechanism: str, strengths: Sequence[float], seed: int,
+                     common_noise: bool, model_name: str, batch_size: int, show_progress: bool) -> np.ndarray:
+    """L [R, draws, 1 + N]: ``input_loss`` of every record and neighbour at every draw, each with its noise.
+
+    Records are processed in blocks whose (1 + N) x draws evaluations fill about ``batch_size``
     network inputs, so memory is bounded by ``batch_size`` whatever the number of records."""
-    device = device or torch.device("cpu")
-    timestep_count, neighbour_count = len(timesteps), len(strengths)
-    evaluations_per_record = timestep_count * (neighbour_count + 1)
-    records_per_block = max(1, batch_size // evaluations_per_record)
-    alphas = alphas_cumprod.to(torch.float64)[list(timesteps)]
-    signal_scale = alphas.sqrt().float().view(1, 1, -1, 1, 1, 1)
-    noise_scale = (1 - alphas).sqrt().float().view(1, 1, -1, 1, 1, 1)
-    timestep_tensor = torch.as_tensor(list(timesteps), dtype=torch.long)
-    losses = np.empty((len(images), timestep_count, neighbour_count + 1), dtype=np.float32)
-
+    neighbour_count = len(strengths)
+    records_per_block = max(1, batch_size // (draw_count * (neighbour_count + 1)))
+    losses = np.empty((len(images), draw_count, neighbour_count + 1), dtype=np.float32)
     starts = range(0, len(images), records_per_block)
     for start in tqdm(starts, desc="losses", disable=not show_progress, mininterval=5.0):
         stop = min(start + records_per_block, len(images))
         block = torch.from_numpy(images[start:stop])
         neighbours = make_neighbours(block, mechanism, strengths)  # [B, 1+N, C, H, W]
-        noise = noise_for_block(record_ids[start:stop], timestep_count, neighbour_count, block.shape[1:], seed,
-                                common_noise, model_name)  # [B, 1+N, M, C, H, W]
-        noisy = signal_scale * neighbours[:, :, None] + noise_scale * noise
-        flat_noisy = noisy.reshape(-1, *block.shape[1:])
-        flat_noise = noise.reshape(-1, *block.shape[1:])
-        flat_timesteps = timestep_tensor.repeat((stop - start) * (neighbour_count + 1))
-        block_losses = torch.empty(len(flat_noisy))
-        for chunk in range(0, len(flat_noisy), batch_size):
+        noise = noise_for_block(record_ids[start:stop], draw_count, neighbour_count, noise_shape, seed,
+                                common_noise, model_name)  # [B, 1+N, draws, *noise_shape]
+        flat_inputs = neighbours[:, :, None].expand(-1, -1, draw_count, *block.shape[1:]).reshape(-1, *block.shape[1:])
+        flat_noise = noise.reshape(-1, *noise_shape)
+        flat_draws = torch.arange(draw_count).repeat((stop - start) * (neighbour_count + 1))
+        block_losses = torch.empty(len(flat_inputs))
+        for chunk in range(0, len(flat_inputs), batch_size):
             part = slice(chunk, chunk + batch_size)
-            block_losses[part] = _denoising_loss(eps_model, flat_noisy[part], flat_noise[part],
-                                                 flat_timesteps[part], device, autocast_dtype)
-        losses[start:stop] = block_losses.view(stop - start, neighbour_count + 1, timestep_count).transpose(1, 2).numpy()
+            block_losses[part] = input_loss(flat_inputs[part], flat_noise[part], flat_draws[part])
+        losses[start:stop] = block_losses.view(stop - start, neighbour_count + 1, draw_count).transpose(1, 2).numpy()
     return losses
+
+
+def diffusion_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, images: np.ndarray,
+                     record_ids: Sequence[int], timesteps: Sequence[int], mechanism: str,
+                     strengths: Sequence[float], seed: int, common_noise: bool = True, model_name: str = "",
+                     batch_size: int = 1024, device: torch.device | None = None,
+                     autocast_dtype: torch.dtype | None = None, show_progress: bool = True) -> np.ndarray:
+    """The loss tensor L [R, M, 1 + N] of ``images`` [R, C, S, S] and their neighbours."""
+    device = device or torch.device("cpu")
+    alphas = alphas_cumprod.to(torch.float64)[list(timesteps)]
+    signal_scale, noise_scale = alphas.sqrt().float(), (1 - alphas).sqrt().float()
+    timestep_tensor = torch.as_tensor(list(timesteps), dtype=torch.long)
+
+    def input_loss(inputs: torch.Tensor, noise: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        noisy = signal_scale[draws].view(-1, 1, 1, 1) * inputs + noise_scale[draws].view(-1, 1, 1, 1) * noise
+        return _denoising_loss(eps_model, noisy, noise, timestep_tensor[draws], device, autocast_dtype)
+
+    return perturbed_losses(input_loss, images, record_ids, len(timesteps), images.shape[1:], mechanism, strengths,
+                            seed, common_noise, model_name, batch_size, show_progress)
+
+
+def vae_losses(vae, images: np.ndarray, record_ids: Sequence[int], draw_count: int, mechanism: str,
+               strengths: Sequence[float], seed: int, common_noise: bool = True, model_name: str = "",
+               batch_size: int = 1024, device: torch.device | None = None,
+               show_progress: bool = True) -> np.ndarray:
+    """The loss tensor L [R, K, 1 + N]: the one-sample negative ELBO of every record and neighbour,
+    drawn K = ``draw_count`` times. With common noise the latent draw k of a record is the same for the
+    record, its neighbours and both models (``vae.negative_elbo(images, latent_noise)``)."""
+    device = device or torch.device("cpu")
+
+    @torch.inference_mode()
+    def input_loss(inputs: torch.Tensor, noise: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        return vae.negative_elbo(inputs.to(device), noise.to(device)).float().cpu()
+
+    return perturbed_losses(input_loss, images, record_ids, draw_count, (vae.latent_dim,), mechanism, strengths,
+                            seed, common_noise, model_name, batch_size, show_progress)
 
 
 @torch.inference_mode()
@@ -106,3 +138,30 @@ def _denoising_loss(eps_model: NoisePredictor, noisy: torch.Tensor, noise: torch
 def unet_noise_predictor(unet) -> NoisePredictor:
     """Adapt a diffusers UNet2DModel to ``eps_model(noisy, timesteps) -> predicted noise``."""
     return lambda noisy, timesteps: unet(noisy, timesteps).sample
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def model_losses(model_dir, family: str, images: np.ndarray, record_ids: Sequence[int], estimation: dict,
+                 perturbation: dict, seed: int, model_name: str, device: torch.device,
+                 show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(L [R, M, 1 + N], the M labels of the first axis) of a saved model of ``family``.
+
+    For a diffusion model the labels are the timesteps; for a VAE, the draw indices 0..K-1."""
+    from pfami.models.ddpm import load_ddpm
+    from pfami.models.vae import load_vae
+
+    common_noise, batch_size = estimation.get("common_noise", True), estimation["batch_size"]
+    mechanism, strengths = perturbation["mechanism"], perturbation["strengths"]
+    if family == "vae":
+        draws = estimation["elbo_draws"]
+        losses = vae_losses(load_vae(model_dir, device), images, record_ids, draws, mechanism, strengths, seed,
+                            common_noise, model_name, batch_size, device, show_progress)
+        return losses, np.arange(draws)
+    unet, scheduler = load_ddpm(model_dir, device)
+    autocast = PRECISIONS[estimation.get("precision", "fp32")] if device.type == "cuda" else None
+    losses = diffusion_losses(unet_noise_predictor(unet), scheduler.alphas_cumprod, images, record_ids,
+                              estimation["timesteps"], mechanism, strengths, seed, common_noise, model_name,
+                              batch_size, device, autocast, show_progress)
+    return losses, np.array(estimation["timesteps"])

@@ -40,13 +40,13 @@ def plot_roc(curves: dict[str, np.ndarray], aucs: dict[str, float], title: str, 
 
 
 def plot_fluctuation_matrices(member_mean: np.ndarray, non_member_mean: np.ndarray, timesteps: list[int],
-                              strengths: list[float], title: str, path: str | Path) -> None:
+                              strengths: list[float], title: str, path: str | Path, row_label: str = "timestep") -> None:
     """Mean calibrated fluctuation H of members and of non-members side by side, one colour scale."""
     figure, axes = plt.subplots(1, 3, figsize=(13, 4.2), gridspec_kw={"width_ratios": [1, 1, 0.05]})
     limit = float(np.abs(np.stack([member_mean, non_member_mean])).max()) or 1.0
     for ax, matrix, name in zip(axes[:2], (member_mean, non_member_mean), ("members", "non-members")):
         image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-        ax.set(title=f"mean H, {name}", xlabel="perturbation strength", ylabel="timestep",
+        ax.set(title=f"mean H, {name}", xlabel="perturbation strength", ylabel=row_label,
                xticks=range(len(strengths)), yticks=range(len(timesteps)))
         ax.set_xticklabels([f"{s:.2f}" for s in strengths], rotation=60, fontsize=7)
         ax.set_yticklabels([str(t) for t in timesteps], fontsize=7)
@@ -55,14 +55,17 @@ def plot_fluctuation_matrices(member_mean: np.ndarray, non_member_mean: np.ndarr
     _save(figure, path)
 
 
-def plot_loss_curves(curves: dict[str, np.ndarray], title: str, path: str | Path, window: int = 50) -> None:
+def plot_loss_curves(curves: dict[str, np.ndarray], title: str, path: str | Path, window: int = 50,
+                     quantity: str = "denoising loss") -> None:
     """Training loss per step (moving average over ``window`` steps) of each model."""
     figure, axes = plt.subplots(figsize=(6, 4))
     for label, curve in curves.items():
+        if len(curve) == 0:  # a model trained elsewhere
+            continue
         width = max(1, min(window, len(curve)))
         smoothed = np.convolve(curve, np.ones(width) / width, mode="valid")
         axes.plot(np.arange(width, len(curve) + 1), smoothed, label=label)
-    axes.set(xlabel="training step", ylabel=f"denoising loss ({window}-step mean)", title=title, yscale="log")
+    axes.set(xlabel="training step", ylabel=f"{quantity} ({window}-step mean)", title=title, yscale="log")
     axes.legend()
     axes.grid(True, alpha=0.3)
     _save(figure, path)
@@ -84,4 +87,20 @@ def plot_score_distributions(scores: dict[str, tuple[np.ndarray, np.ndarray]], t
         ax.axis("off")
     figure.suptitle(title)
     figure.tight_layout()
+    _save(figure, path)
+
+
+def plot_sample_grid(rows: dict[str, np.ndarray], title: str, path: str | Path) -> None:
+    """One row of generated images per label ({label: [n, C, S, S] in [-1, 1]})."""
+    count = max(len(images) for images in rows.values())
+    figure, axes = plt.subplots(len(rows), count, figsize=(0.8 * count, 0.95 * len(rows) + 0.4), squeeze=False)
+    for row_axes, (label, images) in zip(axes, rows.items()):
+        for ax in row_axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax, image in zip(row_axes, images):
+            unit = np.clip((image.transpose(1, 2, 0) + 1.0) / 2.0, 0.0, 1.0)
+            ax.imshow(unit[:, :, 0] if unit.shape[2] == 1 else unit, cmap="gray", vmin=0.0, vmax=1.0)
+        row_axes[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    figure.suptitle(title)
     _save(figure, path)

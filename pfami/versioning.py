@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pfami.attacks.baseline_queries import FAMILY_OF
+
 CONFIG_FILE = "config/config.yaml"
 ROLES = ("target", "shadow", "reference")
 ATTACKED_ROLES = ("target", "shadow")
@@ -54,8 +56,16 @@ STAGES = (
     Stage("fluctuate", ("extract_fluctuations",), ("extract_fluctuations.py",), ("attack.smk",), ("fluctuation",),
           inputs=("losses",), targets=tuple(f"fluctuations/{records}.npz" for records in ATTACKED_ROLES),
           outs={"fluctuations": {}}),
-    Stage("score", ("score_attack",), ("score_attack.py",), ("attack.smk",), ("seed", "attacks"),
-          inputs=("fluctuations",), targets=("scores/{attack}.csv",), outs={"scores": {}}),
+    # The SecMI / PIA baselines query each role's model on its own records; only their query settings
+    # are parameters here, so retuning a classifier does not re-query the models.
+    Stage("query_baselines", ("estimate_baselines",), ("estimate_baselines.py",), ("baselines.smk",),
+          ("data", "splits", "estimation.batch_size", *(f"attacks.{attack}" for attack in FAMILY_OF)),
+          inputs=("splits.json", "models"),
+          targets=tuple(f"baselines/{{family}}-{role}-on-{role}.npz" for role in ATTACKED_ROLES),
+          outs={"baselines": {}}),
+    Stage("score", ("score_attack", "score_baseline"), ("score_attack.py",), ("attack.smk", "baselines.smk"),
+          ("seed", "attacks"), inputs=("fluctuations", "baselines"), targets=("scores/{attack}.csv",),
+          outs={"scores": {}}),
     Stage("evaluate", ("evaluate",), ("evaluate.py",), ("attack.smk",), ("seed", "evaluation"),
           inputs=("scores", "fluctuations"), targets=("metrics.json",),
           metrics={"metrics.json": {"cache": False}}, plots={"roc": {"cache": False}}),
@@ -101,9 +111,21 @@ def _stage_command(rules: tuple[str, ...], targets: list[str]) -> str:
 
 
 def _targets(stage: Stage, experiment: str, attacks: list[str]) -> list[str]:
-    """The stage's Snakemake targets, one per attack where a target names ``{attack}``."""
-    paths = (target.format(attack=attack) for target in stage.targets for attack in attacks)
+    """The stage's Snakemake targets: one per attack where a target names ``{attack}``, one per
+    baseline family the attacks use where it names ``{family}`` (none: the stage is left out)."""
+    families = sorted({FAMILY_OF[attack] for attack in attacks if attack in FAMILY_OF})
+    paths = (target.format(attack=attack, family=family) for target in stage.targets
+             for attack in attacks for family in families or [None]
+             if "{family}" not in target or family is not None)
     return [f"results/{experiment}/{path}" for path in dict.fromkeys(paths)]
+
+
+def _has_key(settings: dict, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(settings, dict) or part not in settings:
+            return False
+        settings = settings[part]
+    return True
 
 
 def _tracked(paths: dict[str, dict], experiment: str) -> list:
@@ -116,17 +138,22 @@ def dvc_pipeline(experiments: dict[str, dict], project: Path) -> dict:
     stages = {}
     for experiment, settings in experiments.items():
         attacks = list(settings["attacks"])
+        produced: set[str] = set()  # what the experiment's earlier stages write
         for stage in STAGES:
+            targets = _targets(stage, experiment, attacks)
+            if not targets:
+                continue
             scripts = [f"scripts/{script}" for script in stage.scripts]
             modules = {module for script in scripts for module in script_dependencies(project / script, project)}
             code = sorted({*scripts, *(f"workflow/rules/{name}" for name in stage.rule_files), *modules})
             definition = {
-                "cmd": _stage_command(stage.rules, _targets(stage, experiment, attacks)),
-                "deps": code + [f"results/{experiment}/{path}" for path in stage.inputs],
+                "cmd": _stage_command(stage.rules, targets),
+                "deps": code + [f"results/{experiment}/{path}" for path in stage.inputs if path in produced],
             }
-            if stage.config_sections:
-                definition["params"] = [{CONFIG_FILE: [f"experiments.{experiment}.{section}"
-                                                       for section in stage.config_sections]}]
+            produced |= {*stage.outs, *stage.metrics, *stage.plots}
+            sections = [section for section in stage.config_sections if _has_key(settings, section)]
+            if sections:
+                definition["params"] = [{CONFIG_FILE: [f"experiments.{experiment}.{section}" for section in sections]}]
             for kind in ("outs", "metrics", "plots"):
                 if getattr(stage, kind):
                     definition[kind] = _tracked(getattr(stage, kind), experiment)

@@ -1,4 +1,4 @@
-"""Estimate the loss tensor L[record, timestep, strength] of one model on one role's records."""
+"""Estimate the loss tensor L[record, timestep or ELBO draw, strength] of one model on one role's records."""
 
 import argparse
 
@@ -8,10 +8,8 @@ import torch
 from pfami.cli import json_value, run
 from pfami.data import DEFAULT_CACHE_DIR, load_splits, open_images, records_of
 from pfami.io import save_arrays
-from pfami.likelihood import diffusion_losses, resolve_device, unet_noise_predictor
-from pfami.models.ddpm import load_ddpm
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from pfami.likelihood import model_losses, resolve_device
+from pfami.models import folder_family
 
 
 def main(args: argparse.Namespace) -> None:
@@ -20,16 +18,13 @@ def main(args: argparse.Namespace) -> None:
     images = open_images(args.data, args.cache_dir)
     record_ids, records, is_member = records_of(images, load_splits(args.splits_file, images), args.records,
                                                 args.attacked_per_part)
-    unet, scheduler = load_ddpm(args.model_dir, device)
-    estimation, perturbation = args.estimation, args.perturbation
-    precision = estimation.get("precision", "fp32")
-    losses = diffusion_losses(
-        unet_noise_predictor(unet), scheduler.alphas_cumprod, records, record_ids, estimation["timesteps"],
-        perturbation["mechanism"], perturbation["strengths"], args.seed, estimation.get("common_noise", True),
-        args.model_name, estimation["batch_size"], device, PRECISIONS[precision] if device.type == "cuda" else None)
-    save_arrays(args.output, losses=losses, record_ids=record_ids, is_member=is_member,
-                timesteps=np.array(estimation["timesteps"]), strengths=np.array(perturbation["strengths"]))
-    print(f"{args.model_name} model on {len(records)} {args.records} records: loss tensor {losses.shape}, "
+    family = folder_family(args.model_dir, args.family)
+    losses, first_axis = model_losses(args.model_dir, family, records, record_ids, args.estimation, args.perturbation,
+                                      args.seed, args.model_name, device)
+    # For a VAE, "timesteps" holds the draw indices: the axis downstream steps read is the same.
+    save_arrays(args.output, losses=losses, record_ids=record_ids, is_member=is_member, timesteps=first_axis,
+                strengths=np.array(args.perturbation["strengths"]))
+    print(f"{args.model_name} {family} model on {len(records)} {args.records} records: loss tensor {losses.shape}, "
           f"mean own loss {losses[:, :, 0].mean():.4f}")
 
 
@@ -41,6 +36,8 @@ parser.add_argument("--records", choices=["target", "shadow", "reference"], requ
 parser.add_argument("--attacked-per-part", type=json_value, default=None)
 parser.add_argument("--model-dir", required=True)
 parser.add_argument("--model-name", required=True, help="the model's role; keys the noise when it is not shared")
+parser.add_argument("--family", choices=["ddpm", "vae"], default=None,
+                    help="the family the experiment expects; a folder of another family is refused")
 parser.add_argument("--estimation", type=json_value, required=True, help="the experiment's estimation section (JSON)")
 parser.add_argument("--perturbation", type=json_value, required=True, help="the perturbation section (JSON)")
 parser.add_argument("--seed", type=int, required=True)

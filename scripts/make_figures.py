@@ -9,7 +9,8 @@ import numpy as np
 from pfami.attacks import BASELINES, DISPLAY_NAMES
 from pfami.cli import run
 from pfami.io import load_arrays, read_scores
-from pfami.models.ddpm import read_loss_curve
+from pfami.models import folder_family
+from pfami.models.training import read_loss_curve
 from pfami.plots import plot_fluctuation_matrices, plot_loss_curves, plot_roc, plot_score_distributions
 
 
@@ -30,13 +31,16 @@ def main(args: argparse.Namespace) -> None:
     plot_score_distributions(distributions, f"{args.experiment}: member vs non-member scores",
                              figures / "score_distributions.png")
 
+    is_vae = folder_family(args.model_dirs[0]) == "vae"
     target = load_arrays(args.target_features, ("fluctuation", "is_member", "timesteps", "strengths"))
     member = target["is_member"]
     plot_fluctuation_matrices(target["fluctuation"][member].mean(axis=0), target["fluctuation"][~member].mean(axis=0),
                               target["timesteps"].tolist(), target["strengths"].tolist(),
-                              f"{args.experiment}: calibrated probabilistic fluctuation", figures / "fluctuation.png")
+                              f"{args.experiment}: calibrated probabilistic fluctuation", figures / "fluctuation.png",
+                              row_label="ELBO draw" if is_vae else "timestep")
     plot_loss_curves({Path(folder).name: read_loss_curve(folder) for folder in args.model_dirs},
-                     f"{args.experiment}: training loss", figures / "training_loss.png")
+                     f"{args.experiment}: training loss", figures / "training_loss.png",
+                     quantity="negative ELBO" if is_vae else "denoising loss")
 
 
 parser = argparse.ArgumentParser(description=__doc__)

@@ -3,13 +3,13 @@
 import argparse
 
 from pfami.cli import json_value, run
-from pfami.data import DEFAULT_CACHE_DIR, fingerprint, make_splits, open_images, save_splits
+from pfami.data import DEFAULT_CACHE_DIR, fingerprint, given_splits, make_splits, open_images, save_splits
 
 
 def main(args: argparse.Namespace) -> None:
     # Only the count and the fingerprint are needed: the images stay uint8 (a memmap for file sources).
     images = open_images(args.data, args.cache_dir)
-    splits = make_splits(len(images), args.splits, args.seed)
+    splits = make_splits(len(images), args.splits, args.seed, given_splits(args.splits))
     save_splits(args.output, splits, fingerprint(images), len(images))
     print(f"{len(images)} records of shape {images.shape[1:]}; " +
           ", ".join(f"{name} {len(indices)}" for name, indices in splits.items()))

@@ -7,24 +7,31 @@ import torch
 from pfami.cli import json_value, run
 from pfami.data import DEFAULT_CACHE_DIR, load_splits, open_images, to_model_range
 from pfami.likelihood import resolve_device
-from pfami.models.ddpm import train_ddpm
+from pfami.models import train_model
+from pfami.models.ddpm import adopt_pretrained_ddpm
 from pfami.seeding import derived_seed
 
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     images = open_images(args.data, args.cache_dir)
+    if args.role == "target" and args.model.get("pretrained"):
+        # An audit of a model trained elsewhere: take it as it is; only shadow and reference are trained.
+        adopt_pretrained_ddpm(args.model["pretrained"], args.output, images.shape[-1], images.shape[1])
+        print(f"adopted the target model {args.model['pretrained']} (trained elsewhere)")
+        return
     members = to_model_range(images, load_splits(args.splits_file, images)[f"{args.role}_members"])
-    curve = train_ddpm(members, args.model, args.training, derived_seed(args.seed, "train", args.role), args.output,
-                       args.state, resolve_device(args.device))
-    print(f"trained the {args.role} model on {len(members)} members for {len(curve)} steps; "
+    curve = train_model(members, args.model, args.training, derived_seed(args.seed, "train", args.role), args.output,
+                        args.state, resolve_device(args.device))
+    print(f"trained the {args.role} {args.model['family']} model on {len(members)} members for {len(curve)} steps; "
           f"final loss (mean of last 100 steps) {sum(curve[-100:]) / len(curve[-100:]):.4f}")
 
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--data", type=json_value, required=True, help="the experiment's data section (JSON)")
 parser.add_argument("--splits-file", required=True)
-parser.add_argument("--role", choices=["target", "shadow", "reference"], required=True)
+parser.add_argument("--role", choices=["target", "shadow", "reference"], required=True,
+                    help="whose model; with model.pretrained the target is adopted, not trained")
 parser.add_argument("--model", type=json_value, required=True, help="the experiment's model section (JSON)")
 parser.add_argument("--training", type=json_value, required=True, help="the experiment's training section (JSON)")
 parser.add_argument("--seed", type=int, required=True)

@@ -63,7 +63,7 @@ def versioned(tmp_path_factory) -> Path:
     run(workdir, "git", "add", "-A")
     run(workdir, "git", "commit", "-qm", "project")
     output = run(workdir, "dvc", "repro")
-    assert stages_run(output) == {f"{stage.name}-tiny" for stage in STAGES} | {"summary"}
+    assert stages_run(output) == set(yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"])
     run(workdir, "git", "add", "-A")
     run(workdir, "git", "commit", "-qm", "results")
     run(workdir, "dvc", "push")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pfami.models import ddpm
+from pfami.models import training as training_module
 from pfami.models.ddpm import build_unet, load_ddpm, train_ddpm
 
 MODEL = {"family": "ddpm", "block_out_channels": [8, 16], "layers_per_block": 1, "attention_levels": [],
@@ -36,18 +36,18 @@ def test_one_step_ema_is_the_ramped_average_of_initial_and_trained_weights(tmp_p
 def test_interrupted_ema_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     training = {**TRAINING, "ema_decay": 0.9}
     train_ddpm(IMAGES, MODEL, training, 0, tmp_path / "straight", tmp_path / "unused.pt", CPU)
-    save_state = ddpm._save_training_state
+    save_state = training_module.save_training_state
 
     def save_then_die(path, *args):
         save_state(path, *args)
         if args[4] == 8:
             raise KeyboardInterrupt("killed mid-training")
 
-    monkeypatch.setattr(ddpm, "_save_training_state", save_then_die)
+    monkeypatch.setattr(training_module, "save_training_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_ddpm(IMAGES, MODEL, training, 0, tmp_path / "resumed", tmp_path / "state.pt", CPU)
     assert torch.load(tmp_path / "state.pt", weights_only=True)["ema"] is not None
-    monkeypatch.setattr(ddpm, "_save_training_state", save_state)
+    monkeypatch.setattr(training_module, "save_training_state", save_state)
     train_ddpm(IMAGES, MODEL, training, 0, tmp_path / "resumed", tmp_path / "state.pt", CPU)
     straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)

@@ -36,7 +36,11 @@ def test_every_stage_runs_rules_that_exist_on_targets_under_its_experiment():
     rule_names = set(re.findall(r"^rule (\w+):", rule_files, re.MULTILINE))
     experiments = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]
     stages = dvc_pipeline(experiments, PROJECT)["stages"]
-    assert set(stages) == {f"{stage.name}-tiny" for stage in STAGES} | {"summary"}
+    # the VAE experiment has no SecMI / PIA attacks, so no baseline queries
+    assert set(stages) == ({f"{stage.name}-{experiment}" for stage in STAGES for experiment in experiments}
+                           - {"query_baselines-tiny_vae"} | {"summary"})
+    assert "results/tiny/baselines" in stages["score-tiny"]["deps"]
+    assert "results/tiny_vae/baselines" not in stages["score-tiny_vae"]["deps"]
     for name, stage in stages.items():
         command, targets = stage["cmd"].split(" -- ")
         assert set(command.split("--allowed-rules ")[1].split()) <= rule_names, name

@@ -9,7 +9,9 @@ import pytest
 
 from pfami.attacks import ATTACKS
 from pfami.attacks.baseline_queries import FAMILIES
-from tests.conftest import PROJECT, copy_project, run_snakemake
+import yaml
+
+from tests.conftest import PROJECT, TINY_CONFIG, copy_project, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -56,8 +58,49 @@ def test_every_artefact_is_there(tiny_run):
     summary = (tiny_run / "results" / "summary.md").read_text()
     assert "## tiny" in summary and "| PFAMI_NNs |" in summary and "| Loss |" in summary and "| SecMI_NNs |" in summary
     assert "PFAMI vs the best baseline (per metric): AUC" in summary
-    assert len((tiny_run / "results" / "summary.csv").read_text().splitlines()) == 1 + len(ATTACKS)
+    attack_rows = sum(len(settings["attacks"]) for settings in yaml.safe_load(TINY_CONFIG.read_text())["experiments"].values())
+    assert len((tiny_run / "results" / "summary.csv").read_text().splitlines()) == 1 + attack_rows
+    for role in ROLES:  # one grid per diffusion model, a row per sampler
+        assert (results / "figures" / f"samples_{role}.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(tiny_run.glob("results/**/*.partial*")), "a temporary file was left behind"
+
+
+def test_vae_experiment_runs_through_the_same_dag(tiny_run):
+    results = tiny_run / "results" / "tiny_vae"
+    for role in ROLES:
+        model = results / "models" / role
+        assert (model / "vae" / "model.safetensors").exists() and not (model / "unet").exists()
+        assert json.loads((model / "training.json").read_text())["family"] == "vae"
+    for name in LOSS_TENSORS:
+        with np.load(results / "losses" / f"{name}.npz") as tensor:
+            assert tensor["losses"].shape == (48, 3, 4) and (tensor["losses"] > 0).all()
+            assert tensor["timesteps"].tolist() == [0, 1, 2]  # the ELBO draws
+    with np.load(results / "losses" / "target-on-target.npz") as target, \
+            np.load(results / "losses" / "reference-on-target.npz") as reference:
+        assert not np.array_equal(target["losses"], reference["losses"])  # two different networks
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert set(metrics["attacks"]) == set(ATTACKS)
+    assert all(0 <= result["auc"] <= 1 for result in metrics["attacks"].values())
+    for figure in ("roc", "fluctuation", "score_distributions", "training_loss"):
+        assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list((results / "figures").glob("samples_*")), "a VAE has no diffusion samplers"
+    summary = (tiny_run / "results" / "summary.md").read_text()
+    assert "## tiny_vae" in summary and "VAE (conv 4x8, latent 4" in summary
+
+
+def test_model_of_the_wrong_family_fails_estimation_with_one_line(tiny_run, tmp_path):
+    output = tmp_path / "losses.npz"
+    result = subprocess.run([sys.executable, str(PROJECT / "scripts" / "estimate_losses.py"),
+                             "--data", '{"source": "digits", "image_size": 16, "channels": 1}',
+                             "--splits-file", str(tiny_run / "results" / "tiny_vae" / "splits.json"),
+                             "--records", "target", "--model-dir", str(tiny_run / "results" / "tiny_vae" / "models" / "target"),
+                             "--model-name", "target", "--family", "ddpm",
+                             "--estimation", '{"timesteps": [0], "batch_size": 8}',
+                             "--perturbation", '{"mechanism": "crop", "strengths": [0.9]}', "--seed", "0",
+                             "--output", str(output)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "holds a vae model but the experiment's model.family is ddpm" in result.stderr.strip().splitlines()[-1]
+    assert not output.exists()
 
 
 def test_nothing_left_to_do_after_a_run(tiny_run):
@@ -66,9 +109,12 @@ def test_nothing_left_to_do_after_a_run(tiny_run):
 
 def test_same_config_gives_same_splits_and_metrics(tiny_run, tmp_path):
     again = copy_project(tmp_path / "again")
-    run_snakemake(again, "--cores", "2")
-    for name in ("splits.json", "metrics.json"):
-        assert (again / "results" / "tiny" / name).read_text() == (tiny_run / "results" / "tiny" / name).read_text()
+    # Only what is compared: figures, sample grids and the summary would add jobs, not checks.
+    run_snakemake(again, "--cores", "2", "results/tiny/metrics.json", "results/tiny_vae/metrics.json")
+    for experiment in ("tiny", "tiny_vae"):
+        for name in ("splits.json", "metrics.json"):
+            assert (again / "results" / experiment / name).read_text() == \
+                (tiny_run / "results" / experiment / name).read_text()
 
 
 def test_html_report_holds_the_figures(tiny_run):
@@ -97,7 +143,7 @@ def test_lint_has_nothing_to_say():
 def test_bad_config_fails_before_anything_runs_with_one_line(tmp_path, edit, message):
     workdir = copy_project(tmp_path / "bad")
     config = workdir / "config" / "config.yaml"
-    config.write_text(config.read_text().replace(*edit))
+    config.write_text(config.read_text().replace(*edit, 1))  # the first experiment, "tiny", only
     result = run_snakemake(workdir, "-n", check=False)
     assert result.returncode != 0
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("config error")]

@@ -2,31 +2,25 @@
 
 A trained model is a folder ``unet/`` + ``scheduler/`` (diffusers ``save_pretrained``,
 safetensors) plus ``loss_curve.csv`` and ``training.json``. The resumable training state
-(step, model, optimiser, random state, loss curve so far, and the EMA weights and fp16 gradient
-scaler when used) lives in a separate file that is saved every ``checkpoint_every`` steps and
-removed when training ends. With ``training.ema_decay`` set, the saved model holds the EMA weights.
+(step, model, optimiser, random state, loss curve so far, EMA weights and fp16 gradient scaler when
+used) lives in a separate file that is saved every ``checkpoint_every`` steps and removed when
+training ends (see ``pfami.models.training``). With ``training.ema_decay`` set, the saved model
+holds the EMA weights.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
-from tqdm import tqdm
 
-from pfami.io import atomic_directory, atomic_path
-
-log = logging.getLogger(__name__)
-
-
-class CheckpointError(ValueError):
-    """A model folder that is missing, truncated or of another model family."""
+from pfami.io import atomic_directory
+from pfami.models.training import (  # noqa: F401  (CheckpointError and read_loss_curve are re-exported)
+    CheckpointError, StepLoss, read_loss_curve, require_family, train_resumably, training_settings,
+    write_training_record)
 
 
 def build_unet(image_size: int, channels: int, block_out_channels: list[int], layers_per_block: int,
@@ -53,31 +47,16 @@ def build_scheduler(train_timesteps: int, beta_start: float, beta_end: float) ->
     )
 
 
-def settings_digest(settings: dict) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+def _denoising_step_loss(scheduler: DDPMScheduler) -> StepLoss:
+    """The DDPM objective: predict the noise added at a uniformly drawn timestep."""
+    timestep_count = scheduler.config.num_train_timesteps
 
+    def step_loss(unet: UNet2DModel, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        noise = torch.randn(clean.shape, generator=generator).to(clean.device)
+        timesteps = torch.randint(0, timestep_count, (len(clean),), generator=generator).to(clean.device)
+        return F.mse_loss(unet(scheduler.add_noise(clean, noise, timesteps), timesteps).sample, noise)
 
-def _learning_rate_factor(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Linear warm-up, then cosine decay to zero."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + float(np.cos(np.pi * min(1.0, progress))))
-
-
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _update_ema(ema: dict[str, torch.Tensor], unet: UNet2DModel, decay: float, step: int) -> None:
-    """ema <- d ema + (1 - d) weights, with d = min(decay, (1 + step) / (10 + step)): the ramp keeps the
-    average from being dominated by the random initial weights early in training."""
-    step_decay = min(decay, (1 + step) / (10 + step))
-    with torch.no_grad():
-        for name, value in unet.state_dict().items():
-            if value.dtype.is_floating_point:
-                ema[name].lerp_(value, 1.0 - step_decay)
-            else:
-                ema[name].copy_(value)
+    return step_loss
 
 
 def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int, output_dir: str | Path,
@@ -85,94 +64,19 @@ def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int
     """Train a DDPM on ``images`` [R, C, S, S] in [-1, 1] and save it to ``output_dir``.
 
     Resumes from ``state_path`` when it holds a state saved with the same settings and data.
-    ``training.precision`` bf16 / fp16 autocasts the forward pass on CUDA (fp16 with a gradient
-    scaler; ignored on CPU); ``training.ema_decay`` keeps an exponential moving average of the weights
-    and saves it as the model. Returns the per-step training loss curve."""
-    settings = {"model": model_config, "training": training, "seed": seed, "records": int(len(images)),
-                "data": hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()}
-    digest = settings_digest(settings)
+    ``training.precision`` bf16 / fp16 autocasts the forward pass on CUDA (ignored on CPU);
+    ``training.ema_decay`` saves an exponential moving average of the weights as the model.
+    Returns the per-step training loss curve."""
+    settings = training_settings(images, model_config, training, seed)
     torch.manual_seed(seed)
     unet = build_unet(images.shape[-1], images.shape[1], model_config["block_out_channels"],
                       model_config["layers_per_block"], model_config.get("attention_levels", [])).to(device)
     scheduler = build_scheduler(model_config["train_timesteps"], model_config["beta_start"], model_config["beta_end"])
-    optimiser = torch.optim.AdamW(unet.parameters(), lr=training["learning_rate"],
-                                  betas=tuple(training.get("adam_betas", (0.9, 0.999))),
-                                  weight_decay=training.get("weight_decay", 0.0))
-    total_steps, warmup = training["steps"], training.get("warmup_steps", 0)
-    lr_schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: _learning_rate_factor(step, warmup, total_steps))
-    generator = torch.Generator().manual_seed(seed)
-    start_step, loss_curve = 0, []
-    ema_decay = training.get("ema_decay")
-    ema = {name: value.detach().clone() for name, value in unet.state_dict().items()} if ema_decay else None
-    autocast_dtype = AUTOCAST_DTYPES[training.get("precision", "fp32")] if device.type == "cuda" else None
-    # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
-    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype is torch.float16)
-
-    state_path = Path(state_path)
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state.get("settings_digest") == digest:
-            unet.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimiser"])
-            lr_schedule.load_state_dict(state["lr_schedule"])
-            generator.set_state(state["generator"])
-            start_step, loss_curve = int(state["step"]), list(state["loss_curve"])
-            if ema is not None:
-                ema = {name: value.to(device) for name, value in state["ema"].items()}
-            if state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            log.info("resuming training from step %d of %d (%s)", start_step, total_steps, state_path)
-        else:
-            log.info("ignoring %s: it was saved with other settings or data", state_path)
-
-    data = torch.from_numpy(images)
-    batch_size, checkpoint_every = training["batch_size"], training["checkpoint_every"]
-    timestep_count = scheduler.config.num_train_timesteps
-    unet.train()
-    progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, desc="train",
-                    mininterval=5.0)
-    for step in progress:
-        batch_index = torch.randint(0, len(data), (batch_size,), generator=generator)
-        clean = data[batch_index].to(device)
-        noise = torch.randn(clean.shape, generator=generator).to(device)
-        timesteps = torch.randint(0, timestep_count, (batch_size,), generator=generator).to(device)
-        noisy = scheduler.add_noise(clean, noise, timesteps)
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            prediction = unet(noisy, timesteps).sample
-        loss = F.mse_loss(prediction.float(), noise)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower training.learning_rate")
-        optimiser.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if training.get("gradient_clip"):
-            scaler.unscale_(optimiser)  # clip the true gradient, not the scaled one
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), training["gradient_clip"])
-        scaler.step(optimiser)
-        scaler.update()
-        lr_schedule.step()
-        if ema is not None:
-            _update_ema(ema, unet, ema_decay, step)
-        loss_curve.append(loss.item())
-        if (step + 1) % checkpoint_every == 0 and step + 1 < total_steps:
-            _save_training_state(state_path, unet, optimiser, lr_schedule, generator, step + 1, loss_curve, digest,
-                                 ema, scaler)
-            progress.set_postfix(loss=f"{np.mean(loss_curve[-checkpoint_every:]):.4f}")
-
-    if ema is not None:
-        unet.load_state_dict(ema)
+    loss_curve = train_resumably(unet, _denoising_step_loss(scheduler), images, training, seed, settings, state_path,
+                                 device)
     save_ddpm(output_dir, unet, scheduler, loss_curve, settings)
-    state_path.unlink(missing_ok=True)
+    Path(state_path).unlink(missing_ok=True)
     return loss_curve
-
-
-def _save_training_state(path: Path, unet, optimiser, lr_schedule, generator, step, loss_curve, digest, ema=None,
-                         scaler=None) -> None:
-    state = {"settings_digest": digest, "step": step, "model": unet.state_dict(), "optimiser": optimiser.state_dict(),
-             "lr_schedule": lr_schedule.state_dict(), "generator": generator.get_state(), "loss_curve": loss_curve,
-             "ema": ema, "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None}
-    with atomic_path(path) as temporary:
-        torch.save(state, temporary)
 
 
 def save_ddpm(output_dir: str | Path, unet: UNet2DModel, scheduler: DDPMScheduler, loss_curve: list[float],
@@ -180,14 +84,13 @@ def save_ddpm(output_dir: str | Path, unet: UNet2DModel, scheduler: DDPMSchedule
     with atomic_directory(output_dir) as folder:
         unet.save_pretrained(folder / "unet", safe_serialization=True)
         scheduler.save_pretrained(folder / "scheduler")
-        lines = ["step,loss"] + [f"{step + 1},{loss:.6f}" for step, loss in enumerate(loss_curve)]
-        (folder / "loss_curve.csv").write_text("\n".join(lines) + "\n")
-        (folder / "training.json").write_text(json.dumps({"family": "ddpm", **settings}, indent=1))
+        write_training_record(folder, "ddpm", loss_curve, settings)
 
 
 def load_ddpm(model_dir: str | Path, device: torch.device) -> tuple[UNet2DModel, DDPMScheduler]:
     """Load a DDPM folder (ours, or a diffusers pipeline folder with ``unet/`` and ``scheduler/``)."""
     model_dir = Path(model_dir)
+    require_family(model_dir, "ddpm")
     unet_dir, scheduler_dir = model_dir / "unet", model_dir / "scheduler"
     if not (unet_dir / "config.json").exists() or not (scheduler_dir / "scheduler_config.json").exists():
         raise CheckpointError(
@@ -202,6 +105,13 @@ def load_ddpm(model_dir: str | Path, device: torch.device) -> tuple[UNet2DModel,
     return unet.eval(), scheduler
 
 
-def read_loss_curve(model_dir: str | Path) -> np.ndarray:
-    rows = np.loadtxt(Path(model_dir) / "loss_curve.csv", delimiter=",", skiprows=1, ndmin=2)
-    return rows[:, 1]
+
+def adopt_pretrained_ddpm(source_dir: str | Path, output_dir: str | Path, image_size: int, channels: int) -> None:
+    """Take a DDPM trained elsewhere (a diffusers folder with ``unet/`` and ``scheduler/``, safetensors
+    weights only) as the pipeline's model folder, after checking that it fits the data."""
+    unet, scheduler = load_ddpm(source_dir, torch.device("cpu"))
+    size, in_channels = unet.config.sample_size, unet.config.in_channels
+    if size not in (image_size, [image_size, image_size], (image_size, image_size)) or in_channels != channels:
+        raise CheckpointError(f"{source_dir}: the model takes {in_channels} x {size} px images but the data are "
+                              f"{channels} x {image_size} px; set data.image_size / data.channels to match it")
+    save_ddpm(output_dir, unet, scheduler, [], {"pretrained": str(Path(source_dir).resolve())})

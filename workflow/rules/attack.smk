@@ -10,6 +10,7 @@ rule estimate_losses:
         estimation=section("estimation"),
         perturbation=section("perturbation"),
         seed=lambda w: experiment(w)["seed"],
+        family=lambda w: experiment(w)["model"]["family"],
         device=config["device"],
     threads: 1
     resources:
@@ -23,7 +24,7 @@ rule estimate_losses:
     shell:
         "python scripts/estimate_losses.py --data {params.data:q} --splits-file {input.splits} "
         "--records {wildcards.records} --attacked-per-part {params.attacked:q} --model-dir {input.model} "
-        "--model-name {wildcards.model} --estimation {params.estimation:q} --perturbation {params.perturbation:q} "
+        "--model-name {wildcards.model} --family {params.family} --estimation {params.estimation:q} --perturbation {params.perturbation:q} "
         "--seed {params.seed} --device {params.device} --threads {threads} --output {output} > {log} 2>&1"
 
 

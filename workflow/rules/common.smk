@@ -8,6 +8,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from pfami.config import ConfigError, check_config, describe_experiment
+from pfami.data import GIVEN_SPLIT_KEYS
 
 try:
     check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -26,6 +27,8 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PAT
 # The software of every rule, for `--software-deployment-method conda`; the supported way is
 # the pinned virtual environment the Makefile builds.
 SOFTWARE_ENV = "../envs/pfami.yaml"
+# Experiments whose models can generate images with the DDPM / DDIM / PNDM samplers.
+DIFFUSION_EXPERIMENTS = [name for name in EXPERIMENTS if config["experiments"][name]["model"]["family"] == "ddpm"]
 
 
 def experiment(wildcards):

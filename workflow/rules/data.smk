@@ -1,4 +1,7 @@
 rule split_dataset:
+    input:
+        # An audit's given member / non-member index files of the target model.
+        given=lambda w: [experiment(w)["splits"][key] for key in GIVEN_SPLIT_KEYS if key in experiment(w)["splits"]],
     output:
         "results/{experiment}/splits.json",
     params:

@@ -1,6 +1,10 @@
 rule train_model:
     input:
         splits="results/{experiment}/splits.json",
+        # An audit's target model, trained elsewhere (model.pretrained), is adopted instead of trained.
+        pretrained=lambda w: [experiment(w)["model"]["pretrained"]]
+        if w.role == "target" and "pretrained" in experiment(w)["model"]
+        else [],
     output:
         directory("results/{experiment}/models/{role}"),
     params:
