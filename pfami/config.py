@@ -7,6 +7,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from pfami.ablations import check_ablations
 from pfami.perturb import check_mechanism
 
 
@@ -44,6 +45,10 @@ def check_experiment(name: str, experiment: dict) -> None:
     training = experiment["training"]
     if training.get("warmup_steps", 0) >= training["steps"]:
         raise ConfigError(f"{where}.training.warmup_steps must be below training.steps")
+    try:
+        check_ablations(where, experiment)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def check_config(config: dict, schema_path: str | Path) -> None:

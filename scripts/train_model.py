@@ -6,6 +6,7 @@ import torch
 
 from pfami.cli import json_value, run
 from pfami.data import load_dataset, load_splits
+from pfami.io import atomic_directory
 from pfami.likelihood import resolve_device
 from pfami.models.ddpm import train_ddpm
 from pfami.seeding import derived_seed
@@ -15,8 +16,17 @@ def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     images = load_dataset(args.data)
     members = images[load_splits(args.splits_file, images)[f"{args.role}_members"]]
-    curve = train_ddpm(members, args.model, args.training, derived_seed(args.seed, "train", args.role), args.output,
-                       args.state, resolve_device(args.device))
+    seed = derived_seed(args.seed, "train", args.role)
+    if args.snapshot_steps:
+        # The same seed as the role's model, so the snapshots lie on that model's training trajectory.
+        with atomic_directory(args.output) as folder:
+            train_ddpm(members, args.model, args.training, seed, None, None, resolve_device(args.device),
+                       args.snapshot_steps, folder)
+        print(f"saved {args.role} snapshots at steps {sorted(args.snapshot_steps)} to {args.output}")
+        return
+    if args.state is None:
+        raise ValueError("--state is required to train a model (it makes training resumable)")
+    curve = train_ddpm(members, args.model, args.training, seed, args.output, args.state, resolve_device(args.device))
     print(f"trained the {args.role} model on {len(members)} members for {len(curve)} steps; "
           f"final loss (mean of last 100 steps) {sum(curve[-100:]) / len(curve[-100:]):.4f}")
 
@@ -31,7 +41,9 @@ parser.add_argument("--seed", type=int, required=True)
 parser.add_argument("--device", default="auto")
 parser.add_argument("--threads", type=int, default=1)
 parser.add_argument("--output", required=True, help="model folder to write")
-parser.add_argument("--state", required=True, help="resumable training state file")
+parser.add_argument("--state", help="resumable training state file (required unless --snapshot-steps)")
+parser.add_argument("--snapshot-steps", type=json_value, default=None,
+                    help="JSON list of steps: save step_{k}/ model folders under --output and stop after the last")
 
 if __name__ == "__main__":
     run(main, parser)

@@ -64,12 +64,18 @@ def _learning_rate_factor(step: int, warmup_steps: int, total_steps: int) -> flo
     return 0.5 * (1.0 + float(np.cos(np.pi * min(1.0, progress))))
 
 
-def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int, output_dir: str | Path,
-               state_path: str | Path, device: torch.device) -> list[float]:
+def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int, output_dir: str | Path | None,
+               state_path: str | Path | None, device: torch.device, snapshot_steps: list[int] = (),
+               snapshot_dir: str | Path | None = None) -> list[float]:
     """Train a DDPM on ``images`` [R, C, S, S] in [-1, 1] and save it to ``output_dir``.
 
-    Resumes from ``state_path`` when it holds a state saved with the same settings and data.
-    Returns the per-step training loss curve."""
+    Resumes from ``state_path`` when it holds a state saved with the same settings and data
+    (``None``: no resumable state). Returns the per-step training loss curve.
+
+    Snapshots: after each step k in ``snapshot_steps`` the model is saved to
+    ``snapshot_dir/step_{k}``. With ``output_dir=None`` training stops after the last snapshot;
+    the learning-rate schedule still spans ``training["steps"]``, so the snapshots lie on the
+    trajectory of the full run with the same seed."""
     settings = {"model": model_config, "training": training, "seed": seed, "records": int(len(images)),
                 "data": hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()}
     digest = settings_digest(settings)
@@ -86,8 +92,8 @@ def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int
     generator = torch.Generator().manual_seed(seed)
     start_step, loss_curve = 0, []
 
-    state_path = Path(state_path)
-    if state_path.exists():
+    state_path = Path(state_path) if state_path is not None else None
+    if state_path is not None and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if state.get("settings_digest") == digest:
             unet.load_state_dict(state["model"])
@@ -102,8 +108,10 @@ def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int
     data = torch.from_numpy(images)
     batch_size, checkpoint_every = training["batch_size"], training["checkpoint_every"]
     timestep_count = scheduler.config.num_train_timesteps
+    snapshot_steps = sorted(set(snapshot_steps))
+    last_step = total_steps if output_dir is not None or not snapshot_steps else max(snapshot_steps)
     unet.train()
-    progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, desc="train",
+    progress = tqdm(range(start_step, last_step), initial=start_step, total=last_step, desc="train",
                     mininterval=5.0)
     for step in progress:
         batch_index = torch.randint(0, len(data), (batch_size,), generator=generator)
@@ -121,12 +129,17 @@ def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int
         optimiser.step()
         lr_schedule.step()
         loss_curve.append(loss.item())
-        if (step + 1) % checkpoint_every == 0 and step + 1 < total_steps:
+        if step + 1 in snapshot_steps:
+            save_ddpm(Path(snapshot_dir) / f"step_{step + 1}", unet, scheduler, loss_curve,
+                      {**settings, "snapshot_step": step + 1})
+        if state_path is not None and (step + 1) % checkpoint_every == 0 and step + 1 < last_step:
             _save_training_state(state_path, unet, optimiser, lr_schedule, generator, step + 1, loss_curve, digest)
             progress.set_postfix(loss=f"{np.mean(loss_curve[-checkpoint_every:]):.4f}")
 
-    save_ddpm(output_dir, unet, scheduler, loss_curve, settings)
-    state_path.unlink(missing_ok=True)
+    if output_dir is not None:
+        save_ddpm(output_dir, unet, scheduler, loss_curve, settings)
+    if state_path is not None:
+        state_path.unlink(missing_ok=True)
     return loss_curve
 
 
