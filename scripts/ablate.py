@@ -8,6 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from pfami import ablation_plots, ablations
 from pfami.cli import json_value, run
 from pfami.io import load_arrays
@@ -81,6 +83,7 @@ STUDIES = {"timesteps": timesteps, "strengths": strengths, "query_budget": query
 
 
 def main(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
     rows, what = STUDIES[args.study](args)
     ablations.write_table(rows, args.table)
     print(f"{args.study} ablation over {what}: {len(rows)} rows in {args.table}, figure {args.figure}")
@@ -99,6 +102,7 @@ parser.add_argument("--reference-losses", help="memorisation: the reference mode
 parser.add_argument("--min-loss", type=float, default=1e-6)
 parser.add_argument("--nns-settings", type=json_value, default=None, help="mechanisms: attacks.pfami_nns (JSON)")
 parser.add_argument("--seed", type=int, default=0, help="mechanisms: the experiment seed (PFAMI_NNs derives its own)")
+parser.add_argument("--threads", type=int, default=1, help="torch threads (PFAMI_NNs training)")
 parser.add_argument("--table", required=True, help="CSV to write")
 parser.add_argument("--figure", required=True, help="PNG to write")
 

@@ -164,6 +164,8 @@ rule ablate_mechanisms:
         nns=lambda w: json.dumps(experiment(w)["attacks"].get("pfami_nns")),
         min_loss=lambda w: experiment(w)["fluctuation"].get("min_loss", 1e-6),
         seed=lambda w: experiment(w)["seed"],
+    # PFAMI_NNs trains one classifier pair per mechanism; it runs last, when the cores are free.
+    threads: 2
     log:
         "results/{experiment}/logs/ablations/mechanisms.log",
     benchmark:
@@ -171,7 +173,7 @@ rule ablate_mechanisms:
     shell:
         "{PYTHON} scripts/ablate.py mechanisms --experiment {wildcards.experiment} --settings {params.settings:q} "
         "--losses {params.losses:q} --nns-settings {params.nns:q} --min-loss {params.min_loss} --seed {params.seed} "
-        "--table {output.table} --figure {output.figure} > {log} 2>&1"
+        "--threads {threads} --table {output.table} --figure {output.figure} > {log} 2>&1"
 
 
 rule ablate_memorisation:
