@@ -268,3 +268,11 @@ def write_table(rows: list[dict], path) -> None:
     if not rows:
         raise ValueError(f"{path}: no rows to write")
     atomic_write_text(path, table_csv(rows))
+
+
+def read_table(path) -> list[dict]:
+    """A table written by ``write_table``; metric columns back to floats."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    metrics = ("auc", TPR_AT_1_PERCENT, "tpr_at_0.001_fpr")
+    return [{key: float(value) if key in metrics else value for key, value in row.items()} for row in rows]

@@ -64,8 +64,16 @@ def mechanisms(args: argparse.Namespace) -> tuple[list[dict], str]:
             mechanism, (tensors["target-on-target"], tensors["reference-on-target"]),
             (tensors["shadow-on-shadow"], tensors["reference-on-shadow"]), args.min_loss, args.nns_settings,
             derived_seed(args.seed, "attack", "pfami_nns"))
+    if args.figure:
+        ablation_plots.plot_mechanisms(rows, f"{args.experiment}: PFAMI per perturbation mechanism", args.figure)
+    return rows, f"{len(args.losses)} mechanism(s)"
+
+
+def mechanism_figure(args: argparse.Namespace) -> tuple[list[dict], str]:
+    """Join the per-mechanism tables (one job each) into one table and figure."""
+    rows = [row for path in args.tables for row in ablations.read_table(path)]
     ablation_plots.plot_mechanisms(rows, f"{args.experiment}: PFAMI per perturbation mechanism", args.figure)
-    return rows, f"{len(args.losses)} mechanisms"
+    return rows, f"{len(args.tables)} mechanisms"
 
 
 def memorisation(args: argparse.Namespace) -> tuple[list[dict], str]:
@@ -79,14 +87,15 @@ def memorisation(args: argparse.Namespace) -> tuple[list[dict], str]:
 
 
 STUDIES = {"timesteps": timesteps, "strengths": strengths, "query_budget": query_budget, "mechanisms": mechanisms,
-           "memorisation": memorisation}
+           "mechanism_figure": mechanism_figure, "memorisation": memorisation}
 
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     rows, what = STUDIES[args.study](args)
     ablations.write_table(rows, args.table)
-    print(f"{args.study} ablation over {what}: {len(rows)} rows in {args.table}, figure {args.figure}")
+    figure = f", figure {args.figure}" if args.figure else ""
+    print(f"{args.study} ablation over {what}: {len(rows)} rows in {args.table}{figure}")
 
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -104,7 +113,8 @@ parser.add_argument("--nns-settings", type=json_value, default=None, help="mecha
 parser.add_argument("--seed", type=int, default=0, help="mechanisms: the experiment seed (PFAMI_NNs derives its own)")
 parser.add_argument("--threads", type=int, default=1, help="torch threads (PFAMI_NNs training)")
 parser.add_argument("--table", required=True, help="CSV to write")
-parser.add_argument("--figure", required=True, help="PNG to write")
+parser.add_argument("--figure", help="PNG to write (mechanisms: optional, one mechanism's rows only)")
+parser.add_argument("--tables", nargs="+", default=[], help="mechanism_figure: the per-mechanism CSVs")
 
 if __name__ == "__main__":
     run(main, parser)

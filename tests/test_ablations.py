@@ -112,9 +112,11 @@ def test_query_budget_counts_both_models_and_takes_any_attack_from_metrics():
     assert queries[("pfami_met", "metrics.json", "", "")] == 30
 
 
-def test_table_csv_writes_the_first_rows_columns():
+def test_table_csv_writes_the_first_rows_columns_and_reads_back(tmp_path):
     text = ablations.table_csv([{"a": 1, "b": 0.1234567891}, {"a": 2, "b": 0.5}])
     assert text == "a,b\n1,0.123457\n2,0.5\n"
+    ablations.write_table([{"mechanism": "crop", "auc": 0.75, "tpr_at_0.01_fpr": 0.125}], tmp_path / "t.csv")
+    assert ablations.read_table(tmp_path / "t.csv") == [{"mechanism": "crop", "auc": 0.75, "tpr_at_0.01_fpr": 0.125}]
 
 
 # --- settings and refusals -------------------------------------------------------------------
@@ -217,6 +219,7 @@ def test_ablations_reuse_the_main_run_and_report_every_study(tiny_run, tmp_path)
     assert jobs.get("train_model", 0) == 0 and jobs.get("estimate_losses", 0) == 0
     assert jobs["estimate_mechanism_losses"] == 4 and "-crop.npz" not in plan
     assert jobs["train_snapshots"] == 1 and jobs["estimate_snapshot_losses"] == 1
+    assert jobs["ablate_mechanism"] == 2  # crop (reused tensors) and brightness
     assert {"extract_fluctuations", "score_attack", "evaluate"}.isdisjoint(jobs)
 
     run_snakemake(workdir, "--cores", "2", "ablations")

@@ -152,28 +152,46 @@ rule ablate_subsets:
         "> {log} 2>&1"
 
 
+# One job per mechanism, so that each PFAMI_NNs training starts as soon as its tensors exist.
+rule ablate_mechanism:
+    input:
+        lambda w: list(mechanism_losses(w)[w.mechanism].values()),
+    output:
+        "results/{experiment}/ablations/mechanisms/{mechanism}.csv",
+    params:
+        settings=lambda w: json.dumps(ablations_of(w)),
+        losses=lambda w: json.dumps({w.mechanism: mechanism_losses(w)[w.mechanism]}),
+        nns=lambda w: json.dumps(experiment(w)["attacks"].get("pfami_nns")),
+        min_loss=lambda w: experiment(w)["fluctuation"].get("min_loss", 1e-6),
+        seed=lambda w: experiment(w)["seed"],
+    threads: 1
+    log:
+        "results/{experiment}/logs/ablations/mechanisms/{mechanism}.log",
+    benchmark:
+        "results/{experiment}/benchmarks/ablations/mechanisms/{mechanism}.tsv"
+    shell:
+        "{PYTHON} scripts/ablate.py mechanisms --experiment {wildcards.experiment} --settings {params.settings:q} "
+        "--losses {params.losses:q} --nns-settings {params.nns:q} --min-loss {params.min_loss} --seed {params.seed} "
+        "--threads {threads} --table {output} > {log} 2>&1"
+
+
 rule ablate_mechanisms:
     input:
-        lambda w: [path for paths in mechanism_losses(w).values() for path in paths.values()],
+        lambda w: expand(
+            "results/{experiment}/ablations/mechanisms/{mechanism}.csv",
+            experiment=w.experiment,
+            mechanism=ablations_of(w)["mechanisms"],
+        ),
     output:
         table="results/{experiment}/ablations/mechanisms.csv",
         figure="results/{experiment}/ablations/mechanisms.png",
     params:
         settings=lambda w: json.dumps(ablations_of(w)),
-        losses=lambda w: json.dumps(mechanism_losses(w)),
-        nns=lambda w: json.dumps(experiment(w)["attacks"].get("pfami_nns")),
-        min_loss=lambda w: experiment(w)["fluctuation"].get("min_loss", 1e-6),
-        seed=lambda w: experiment(w)["seed"],
-    # PFAMI_NNs trains one classifier pair per mechanism; it runs last, when the cores are free.
-    threads: 2
     log:
         "results/{experiment}/logs/ablations/mechanisms.log",
-    benchmark:
-        "results/{experiment}/benchmarks/ablations/mechanisms.tsv"
     shell:
-        "{PYTHON} scripts/ablate.py mechanisms --experiment {wildcards.experiment} --settings {params.settings:q} "
-        "--losses {params.losses:q} --nns-settings {params.nns:q} --min-loss {params.min_loss} --seed {params.seed} "
-        "--threads {threads} --table {output.table} --figure {output.figure} > {log} 2>&1"
+        "{PYTHON} scripts/ablate.py mechanism_figure --experiment {wildcards.experiment} --settings {params.settings:q} "
+        "--tables {input} --table {output.table} --figure {output.figure} > {log} 2>&1"
 
 
 rule ablate_memorisation:
