@@ -29,6 +29,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/versioning.smk"
 include: "workflow/rules/sample.smk"
+include: "workflow/rules/ablations.smk"
 
 
 rule all:

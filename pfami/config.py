@@ -8,6 +8,7 @@ import jsonschema
 import yaml
 
 from pfami.attacks.baseline_queries import FAMILY_OF, check_baseline_settings
+from pfami.ablations import check_ablations
 from pfami.perturb import check_mechanism
 
 
@@ -70,6 +71,10 @@ def check_experiment(name: str, experiment: dict) -> None:
     training = experiment["training"]
     if training.get("warmup_steps", 0) >= training["steps"]:
         raise ConfigError(f"{where}.training.warmup_steps must be below training.steps")
+    try:
+        check_ablations(where, experiment)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def check_config(config: dict, schema_path: str | Path) -> None:

@@ -6,9 +6,10 @@ import torch
 
 from pfami.cli import json_value, run
 from pfami.data import DEFAULT_CACHE_DIR, load_splits, open_images, to_model_range
+from pfami.io import atomic_directory
 from pfami.likelihood import resolve_device
 from pfami.models import train_model
-from pfami.models.ddpm import adopt_pretrained_ddpm
+from pfami.models.ddpm import adopt_pretrained_ddpm, train_ddpm
 from pfami.seeding import derived_seed
 
 
@@ -21,11 +22,19 @@ def main(args: argparse.Namespace) -> None:
         print(f"adopted the target model {args.model['pretrained']} (trained elsewhere)")
         return
     members = to_model_range(images, load_splits(args.splits_file, images)[f"{args.role}_members"])
-    curve = train_model(members, args.model, args.training, derived_seed(args.seed, "train", args.role), args.output,
-                        args.state, resolve_device(args.device))
+    seed = derived_seed(args.seed, "train", args.role)
+    if args.snapshot_steps:
+        # The same seed as the role's model, so the snapshots lie on that model's training trajectory.
+        with atomic_directory(args.output) as folder:
+            train_ddpm(members, args.model, args.training, seed, None, None, resolve_device(args.device),
+                       args.snapshot_steps, folder)
+        print(f"saved {args.role} snapshots at steps {sorted(args.snapshot_steps)} to {args.output}")
+        return
+    if args.state is None:
+        raise ValueError("--state is required to train a model (it makes training resumable)")
+    curve = train_model(members, args.model, args.training, seed, args.output, args.state, resolve_device(args.device))
     print(f"trained the {args.role} {args.model['family']} model on {len(members)} members for {len(curve)} steps; "
           f"final loss (mean of last 100 steps) {sum(curve[-100:]) / len(curve[-100:]):.4f}")
-
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--data", type=json_value, required=True, help="the experiment's data section (JSON)")
@@ -38,7 +47,9 @@ parser.add_argument("--seed", type=int, required=True)
 parser.add_argument("--device", default="auto")
 parser.add_argument("--threads", type=int, default=1)
 parser.add_argument("--output", required=True, help="model folder to write")
-parser.add_argument("--state", required=True, help="resumable training state file")
+parser.add_argument("--state", help="resumable training state file (required unless --snapshot-steps)")
+parser.add_argument("--snapshot-steps", type=json_value, default=None,
+                    help="JSON list of steps: save step_{k}/ model folders under --output and stop after the last")
 parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="where preprocessed images are cached")
 
 if __name__ == "__main__":

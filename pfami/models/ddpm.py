@@ -59,23 +59,36 @@ def _denoising_step_loss(scheduler: DDPMScheduler) -> StepLoss:
     return step_loss
 
 
-def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int, output_dir: str | Path,
-               state_path: str | Path, device: torch.device) -> list[float]:
+def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int, output_dir: str | Path | None,
+               state_path: str | Path | None, device: torch.device, snapshot_steps: list[int] = (),
+               snapshot_dir: str | Path | None = None) -> list[float]:
     """Train a DDPM on ``images`` [R, C, S, S] in [-1, 1] and save it to ``output_dir``.
 
-    Resumes from ``state_path`` when it holds a state saved with the same settings and data.
-    ``training.precision`` bf16 / fp16 autocasts the forward pass on CUDA (ignored on CPU);
-    ``training.ema_decay`` saves an exponential moving average of the weights as the model.
-    Returns the per-step training loss curve."""
+    Resumes from ``state_path`` when it holds a state saved with the same settings and data
+    (``None``: no resumable state). ``training.precision`` bf16 / fp16 autocasts the forward pass on
+    CUDA (ignored on CPU); ``training.ema_decay`` saves an exponential moving average of the weights
+    as the model. Returns the per-step training loss curve.
+
+    Snapshots: after each step k in ``snapshot_steps`` the model is saved to
+    ``snapshot_dir/step_{k}``. With ``output_dir=None`` training stops after the last snapshot;
+    the learning-rate schedule still spans ``training["steps"]``, so the snapshots lie on the
+    trajectory of the full run with the same seed."""
     settings = training_settings(images, model_config, training, seed)
     torch.manual_seed(seed)
     unet = build_unet(images.shape[-1], images.shape[1], model_config["block_out_channels"],
                       model_config["layers_per_block"], model_config.get("attention_levels", [])).to(device)
     scheduler = build_scheduler(model_config["train_timesteps"], model_config["beta_start"], model_config["beta_end"])
+
+    def save_snapshot(step: int, loss_curve: list[float]) -> None:
+        save_ddpm(Path(snapshot_dir) / f"step_{step}", unet, scheduler, loss_curve, {**settings, "snapshot_step": step})
+
+    stop_at = None if output_dir is not None or not snapshot_steps else max(snapshot_steps)
     loss_curve = train_resumably(unet, _denoising_step_loss(scheduler), images, training, seed, settings, state_path,
-                                 device)
-    save_ddpm(output_dir, unet, scheduler, loss_curve, settings)
-    Path(state_path).unlink(missing_ok=True)
+                                 device, snapshot_steps, save_snapshot, stop_at)
+    if output_dir is not None:
+        save_ddpm(output_dir, unet, scheduler, loss_curve, settings)
+    if state_path is not None:
+        Path(state_path).unlink(missing_ok=True)
     return loss_curve
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,10 +68,15 @@ def update_ema(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: floa
 
 
 def train_resumably(model: torch.nn.Module, step_loss: StepLoss, images: np.ndarray, training: dict, seed: int,
-                    settings: dict, state_path: str | Path, device: torch.device) -> list[float]:
+                    settings: dict, state_path: str | Path | None, device: torch.device,
+                    snapshot_steps: Sequence[int] = (), save_snapshot: Callable[[int, list[float]], None] | None = None,
+                    stop_at: int | None = None) -> list[float]:
     """Train ``model`` in place on ``images`` and return the per-step loss curve.
 
-    The caller builds ``model`` after seeding torch, so its initial weights depend on ``seed``."""
+    The caller builds ``model`` after seeding torch, so its initial weights depend on ``seed``.
+    ``state_path=None`` keeps no resumable state. After each step k in ``snapshot_steps``,
+    ``save_snapshot(k, loss_curve)`` is called; ``stop_at`` ends training early while the
+    learning-rate schedule still spans ``training["steps"]``."""
     digest = settings_digest(settings)
     optimiser = torch.optim.AdamW(model.parameters(), lr=training["learning_rate"],
                                   betas=tuple(training.get("adam_betas", (0.9, 0.999))),
@@ -87,8 +92,8 @@ def train_resumably(model: torch.nn.Module, step_loss: StepLoss, images: np.ndar
     # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype is torch.float16)
 
-    state_path = Path(state_path)
-    if state_path.exists():
+    state_path = Path(state_path) if state_path is not None else None
+    if state_path is not None and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if state.get("settings_digest") == digest:
             model.load_state_dict(state["model"])
@@ -106,8 +111,9 @@ def train_resumably(model: torch.nn.Module, step_loss: StepLoss, images: np.ndar
 
     data = torch.from_numpy(images)
     batch_size, checkpoint_every = training["batch_size"], training["checkpoint_every"]
+    last_step = stop_at or total_steps
     model.train()
-    progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, desc="train",
+    progress = tqdm(range(start_step, last_step), initial=start_step, total=last_step, desc="train",
                     mininterval=5.0)
     for step in progress:
         batch_index = torch.randint(0, len(data), (batch_size,), generator=generator)
@@ -126,7 +132,9 @@ def train_resumably(model: torch.nn.Module, step_loss: StepLoss, images: np.ndar
         if ema is not None:
             update_ema(ema, model, ema_decay, step)
         loss_curve.append(loss.item())
-        if (step + 1) % checkpoint_every == 0 and step + 1 < total_steps:
+        if step + 1 in snapshot_steps:
+            save_snapshot(step + 1, loss_curve)
+        if state_path is not None and (step + 1) % checkpoint_every == 0 and step + 1 < last_step:
             save_training_state(state_path, model, optimiser, lr_schedule, generator, step + 1, loss_curve, digest,
                                 ema, scaler)
             progress.set_postfix(loss=f"{np.mean(loss_curve[-checkpoint_every:]):.4f}")

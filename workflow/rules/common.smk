@@ -42,3 +42,48 @@ def section(name):
 
 def attacks_of(wildcards):
     return list(experiment(wildcards)["attacks"])
+
+
+# Ablation studies (workflow/rules/ablations.smk).
+from pfami.ablations import ablation_settings
+from pfami.perturb import MECHANISMS, default_strengths
+
+ABLATED_EXPERIMENTS = [name for name in EXPERIMENTS if "ablations" in config["experiments"][name]]
+ABLATION_STUDIES = ["timesteps", "strengths", "query_budget", "mechanisms", "memorisation"]
+# The four loss tensors that H of the target and of the shadow records needs.
+LOSS_PAIRS = ["target-on-target", "reference-on-target", "shadow-on-shadow", "reference-on-shadow"]
+
+
+wildcard_constraints:
+    mechanism="|".join(MECHANISMS),
+    step="[0-9]+",
+
+
+def ablations_of(wildcards):
+    return ablation_settings(experiment(wildcards))
+
+
+def mechanism_losses(wildcards):
+    """{mechanism: {pair: loss tensor}}; the main mechanism's are the main run's tensors."""
+    main = experiment(wildcards)["perturbation"]["mechanism"]
+    folder = f"results/{wildcards.experiment}"
+    return {
+        mechanism: {
+            pair: f"{folder}/losses/{pair}.npz" if mechanism == main else f"{folder}/ablations/losses/{pair}-{mechanism}.npz"
+            for pair in LOSS_PAIRS
+        }
+        for mechanism in ablations_of(wildcards)["mechanisms"]
+    }
+
+
+def snapshots_to_train(wildcards):
+    """Snapshot steps before the end of training (the last one is the main model)."""
+    return [step for step in ablations_of(wildcards)["snapshot_steps"] if step < experiment(wildcards)["training"]["steps"]]
+
+
+def snapshot_losses(wildcards):
+    """{step: target-model loss tensor on the target records}; the final step is the main run's."""
+    folder = f"results/{wildcards.experiment}"
+    losses = {str(step): f"{folder}/ablations/losses/target_step_{step}-on-target.npz" for step in snapshots_to_train(wildcards)}
+    losses[str(experiment(wildcards)["training"]["steps"])] = f"{folder}/losses/target-on-target.npz"
+    return losses
