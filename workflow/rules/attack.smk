@@ -33,6 +33,8 @@ rule extract_fluctuations:
         "results/{experiment}/fluctuations/{records}.npz",
     params:
         min_loss=lambda w: experiment(w)["fluctuation"].get("min_loss", 1e-6),
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/extract_fluctuations/{records}.log",
     shell:
@@ -49,6 +51,8 @@ rule score_attack:
     params:
         settings=lambda w: json.dumps(experiment(w)["attacks"][w.attack]),
         seed=lambda w: experiment(w)["seed"],
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/score_attack/{attack}.log",
     shell:
@@ -68,6 +72,8 @@ rule evaluate:
     params:
         resamples=lambda w: experiment(w)["evaluation"]["bootstrap_resamples"],
         seed=lambda w: experiment(w)["seed"],
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/evaluate.log",
     shell:

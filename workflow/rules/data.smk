@@ -5,6 +5,8 @@ rule split_dataset:
         data=section("data"),
         splits=section("splits"),
         seed=lambda w: experiment(w)["seed"],
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/split_dataset.log",
     shell:

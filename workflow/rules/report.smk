@@ -21,6 +21,8 @@ rule make_figures:
     params:
         scores_dir="results/{experiment}/scores",
         figures_dir="results/{experiment}/figures",
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/make_figures.log",
     shell:
@@ -37,6 +39,8 @@ rule make_summary:
         csv="results/summary.csv",
     params:
         descriptions=json.dumps({name: describe_experiment(config["experiments"][name]) for name in EXPERIMENTS}),
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/logs/make_summary.log",
     shell:
