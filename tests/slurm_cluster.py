@@ -330,8 +330,9 @@ class SlurmCluster:
             "SlurmdParameters=config_overrides",
             "ReturnToService=2",
             # Finished jobs stay visible to squeue this long; Snakemake's
-            # squeue status command relies on it.
-            "MinJobAge=300",
+            # squeue status command relies on it, and tests list a whole
+            # run's jobs after it ends (a run can take minutes).
+            "MinJobAge=3600",
             "KillWait=5",
             "InactiveLimit=0",
             "DefMemPerCPU=100",
