@@ -54,6 +54,8 @@ _DAEMONS = ("munged", "slurmctld", "slurmd")
 _CLIENTS = ("sbatch", "squeue", "scontrol", "sinfo", "scancel")
 # Unix socket paths are limited to 108 bytes (sun_path) on Linux.
 _MAX_SOCKET_PATH = 100
+# Character devices present on every Linux machine, one per fake GPU.
+_FAKE_GPU_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom")
 
 
 class SlurmClusterError(RuntimeError):
@@ -328,8 +330,9 @@ class SlurmCluster:
             "SlurmdParameters=config_overrides",
             "ReturnToService=2",
             # Finished jobs stay visible to squeue this long; Snakemake's
-            # squeue status command relies on it.
-            "MinJobAge=300",
+            # squeue status command relies on it, and tests list a whole
+            # run's jobs after it ends (a run can take minutes).
+            "MinJobAge=3600",
             "KillWait=5",
             "InactiveLimit=0",
             "DefMemPerCPU=100",
@@ -346,14 +349,19 @@ class SlurmCluster:
         ]
         self.conf_path.write_text("\n".join(lines) + "\n")
 
-        # slurmd reads gres.conf from the folder of slurm.conf.  A fake GPU:
-        # no autodetection, and a device file that exists on every machine.
+        # slurmd reads gres.conf from the folder of slurm.conf.  Fake GPUs:
+        # no autodetection, and device files that exist on every machine
+        # (slurmd refuses the same file for two GPUs).
         gres_conf = self.workdir / "gres.conf"
         if self.gpus:
+            if self.gpus > len(_FAKE_GPU_FILES):
+                raise SlurmClusterError(
+                    f"at most {len(_FAKE_GPU_FILES)} fake GPUs, asked for {self.gpus}"
+                )
             gres_lines = ["AutoDetect=off"]
             gres_lines += [
-                f"NodeName={self.nodename} Name=gpu File=/dev/null"
-                for _ in range(self.gpus)
+                f"NodeName={self.nodename} Name=gpu File={device}"
+                for device in _FAKE_GPU_FILES[: self.gpus]
             ]
             gres_conf.write_text("\n".join(gres_lines) + "\n")
         elif gres_conf.exists():

@@ -38,6 +38,8 @@ rule extract_fluctuations:
         min_loss=lambda w: experiment(w)["fluctuation"].get("min_loss", 1e-6),
     conda:
         SOFTWARE_ENV
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/extract_fluctuations/{records}.log",
     shell:
@@ -56,6 +58,8 @@ rule score_attack:
         seed=lambda w: experiment(w)["seed"],
     conda:
         SOFTWARE_ENV
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/score_attack/{attack}.log",
     shell:
@@ -78,6 +82,8 @@ rule evaluate:
         attacks=section("attacks"),
     conda:
         SOFTWARE_ENV
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/evaluate.log",
     shell:

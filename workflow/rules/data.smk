@@ -10,6 +10,8 @@ rule split_dataset:
         seed=lambda w: experiment(w)["seed"],
     conda:
         SOFTWARE_ENV
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/split_dataset.log",
     shell:

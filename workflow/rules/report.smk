@@ -23,6 +23,8 @@ rule make_figures:
         figures_dir="results/{experiment}/figures",
     conda:
         SOFTWARE_ENV
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/make_figures.log",
     shell:
@@ -41,6 +43,8 @@ rule make_summary:
         descriptions=json.dumps({name: describe_experiment(config["experiments"][name]) for name in EXPERIMENTS}),
     conda:
         SOFTWARE_ENV
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/logs/make_summary.log",
     shell:

@@ -1,0 +1,130 @@
+"""The tiny workflow on a real (throwaway, single-node) SLURM cluster through the slurm-test profile.
+
+One cluster for the whole module: it symlinks /etc/slurm/slurm.conf, so only one can run at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT, SNAKEMAKE, TINY_CONFIG, copy_project
+from tests.slurm_cluster import SlurmCluster, slurm_available
+
+PROFILE = PROJECT / "workflow" / "profiles" / "slurm-test"
+GPU_RULES = ("train_model", "estimate_losses")
+
+_ok, _why = slurm_available()
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not _ok, reason=f"no SLURM test cluster: {_why}")]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    # Four fake GPUs so that the tiny DAG's GPU jobs run side by side; eight CPUs so that the
+    # grouped CPU tail (five attacks side by side) fits on the node.
+    with SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=8, gpus=4) as running:
+        yield running
+
+
+def snakemake_through_slurm(workdir: Path, *arguments: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "--profile", str(PROFILE), *arguments], cwd=workdir, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def jobs_of(cluster: SlurmCluster, workdir: Path) -> list[dict[str, str]]:
+    """Every SLURM job (any state) submitted from ``workdir``: id, state, rule or group (the plugin's comment)."""
+    listing = cluster.run("squeue", "-h", "--states=all", "-o", "%i|%T|%k|%Z").stdout
+    jobs = []
+    for line in listing.splitlines():
+        job_id, state, comment, job_workdir = line.split("|")
+        if Path(job_workdir) == workdir.resolve():
+            rule = re.sub(r"^rule_|_wildcards_.*$", "", comment)
+            # A group job's comment is rule_{group}_{its rules}.
+            jobs.append({"id": job_id, "state": state, "rule": "cpu_tail" if rule.startswith("cpu_tail_") else rule})
+    return jobs
+
+
+def tiny_config_with(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    text = TINY_CONFIG.read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, tiny_run, tmp_path):
+    workdir = copy_project(tmp_path / "run")
+    result = snakemake_through_slurm(workdir)
+    assert result.returncode == 0, result.stderr[-4000:] + cluster.logs()
+
+    jobs = jobs_of(cluster, workdir)
+    # Every job of the DAG (all but the local target rule `all`) was a SLURM batch job that completed;
+    # the ten CPU jobs after estimation as one group job (the profile's `groups`).
+    expected = {"split_dataset": 1, "train_model": 3, "estimate_losses": 4, "cpu_tail": 1}
+    assert {rule: sum(job["rule"] == rule for job in jobs) for rule in expected} == expected, jobs
+    assert len(jobs) == sum(expected.values()), jobs
+    assert {job["state"] for job in jobs} == {"COMPLETED"}, jobs
+    assert len(list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))) == len(jobs)
+
+    # The GPU steps asked SLURM for one GPU each, the CPU steps for none.
+    for job in jobs:
+        details = cluster.run("scontrol", "show", "job", job["id"]).stdout
+        asks_for_gpu = "TresPerJob=gres:gpu:1" in details
+        assert asks_for_gpu == (job["rule"] in GPU_RULES), details
+
+    for name in ("splits.json", "metrics.json"):
+        local = (tiny_run / "results" / "tiny" / name).read_text()
+        assert (workdir / "results" / "tiny" / name).read_text() == local, name
+
+
+def test_cancelled_training_is_resubmitted_and_resumes_from_its_checkpoint(cluster, tmp_path):
+    # Long enough to be cancelled after its first checkpoint and before it ends.
+    config = tiny_config_with(tmp_path, ("steps: 12,", "steps: 150,"), ("checkpoint_every: 5", "checkpoint_every: 10"))
+    workdir = copy_project(tmp_path / "run", config)
+    state = workdir / "results" / "tiny" / "train_state" / "target.pt"
+    run = subprocess.Popen([*SNAKEMAKE, "--profile", str(PROFILE), "results/tiny/models/target"], cwd=workdir,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not state.exists():
+            assert run.poll() is None and time.monotonic() < deadline, "training never saved a checkpoint"
+            time.sleep(0.2)
+        training = [job for job in jobs_of(cluster, workdir) if job["rule"] == "train_model"]
+        assert [job["state"] for job in training] == ["RUNNING"], training
+        cluster.run("scancel", training[0]["id"])
+        output, _ = run.communicate(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, output[-4000:]
+
+    training = [job for job in jobs_of(cluster, workdir) if job["rule"] == "train_model"]
+    assert [job["state"] for job in training] == ["CANCELLED", "COMPLETED"], training
+    log = (workdir / "results" / "tiny" / "logs" / "train_model" / "target.log").read_text()
+    resumed = re.search(r"resuming training from step (\d+) of 150", log)
+    assert resumed and int(resumed.group(1)) >= 10, log[-2000:]
+    curve = (workdir / "results" / "tiny" / "models" / "target" / "loss_curve.csv").read_text().splitlines()
+    assert len(curve) == 1 + 150
+    assert not state.exists(), "the training state outlived a finished training"
+
+
+def test_bad_input_fails_once_with_its_log_shown(cluster, tmp_path):
+    # 3 roles x (400 + 400) records > the 1797 digits: split_dataset exits 1, whatever the attempt.
+    config = tiny_config_with(tmp_path, ("members: 24, holdout: 24", "members: 400, holdout: 400"))
+    workdir = copy_project(tmp_path / "run", config)
+    result = snakemake_through_slurm(workdir)
+    assert result.returncode != 0
+
+    jobs = jobs_of(cluster, workdir)
+    assert [(job["rule"], job["state"]) for job in jobs] == [("split_dataset", "FAILED")], jobs
+    output = result.stdout + result.stderr
+    assert "error: splits: 3 roles x (400 members + 400 hold-outs) = 2400 records" in output
+    assert "Trying to restart" not in output
+    assert not (workdir / "results" / "tiny" / "splits.json").exists()
