@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = PROJECT / "tests" / "data" / "tiny_config.yaml"
@@ -28,6 +29,23 @@ def copy_project(destination: Path, config: Path = TINY_CONFIG) -> Path:
             shutil.copy(source, destination / name)
     shutil.copy(config, destination / "config" / "config.yaml")
     return destination
+
+
+def single_experiment_config(tmp_path: Path, name: str = "tiny", **settings) -> Path:
+    """The tiny config cut to one experiment, with ``settings`` ({"training.steps": 150, ...}) applied:
+    the tests that run the workflow again (SLURM, DVC) need one experiment, not every family."""
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["experiments"] = {name: config["experiments"][name]}
+    for dotted, value in settings.items():
+        *parents, key = dotted.split(".")
+        section = config["experiments"][name]
+        for parent in parents:
+            section = section[parent]
+        assert key in section, dotted
+        section[key] = value
+    path = tmp_path / f"{name}_config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def run_snakemake(workdir: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from pfami.versioning import STAGES, dvc_pipeline
-from tests.conftest import PROJECT, copy_project, run_snakemake
+from tests.conftest import PROJECT, copy_project, run_snakemake, single_experiment_config
 
 pytestmark = pytest.mark.workflow
 
@@ -52,7 +52,7 @@ def model_files(workdir: Path) -> dict[str, int]:
 def versioned(tmp_path_factory) -> Path:
     """A git + DVC repository of the tiny project, reproduced with `dvc repro`, committed and pushed."""
     root = tmp_path_factory.mktemp("dvc")
-    workdir = copy_project(root / "project")
+    workdir = copy_project(root / "project", single_experiment_config(root))
     shutil.copytree(PROJECT / "pfami", workdir / "pfami", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(PROJECT / ".gitignore", workdir / ".gitignore")
     run(workdir, sys.executable, "scripts/write_dvc_yaml.py")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, SNAKEMAKE, TINY_CONFIG, copy_project
+from tests.conftest import PROJECT, SNAKEMAKE, copy_project, single_experiment_config
 from tests.slurm_cluster import SlurmCluster, slurm_available
 
 PROFILE = PROJECT / "workflow" / "profiles" / "slurm-test"
-GPU_RULES = ("train_model", "estimate_losses")
+GPU_RULES = ("train_model", "estimate_losses", "estimate_baselines")
 
 _ok, _why = slurm_available()
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not _ok, reason=f"no SLURM test cluster: {_why}")]
@@ -49,25 +49,16 @@ def jobs_of(cluster: SlurmCluster, workdir: Path) -> list[dict[str, str]]:
     return jobs
 
 
-def tiny_config_with(tmp_path: Path, *edits: tuple[str, str]) -> Path:
-    text = TINY_CONFIG.read_text()
-    for old, new in edits:
-        assert old in text, old
-        text = text.replace(old, new)
-    path = tmp_path / "config.yaml"
-    path.write_text(text)
-    return path
-
-
 def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, tiny_run, tmp_path):
-    workdir = copy_project(tmp_path / "run")
+    workdir = copy_project(tmp_path / "run", single_experiment_config(tmp_path))
     result = snakemake_through_slurm(workdir)
     assert result.returncode == 0, result.stderr[-4000:] + cluster.logs()
 
     jobs = jobs_of(cluster, workdir)
     # Every job of the DAG (all but the local target rule `all`) was a SLURM batch job that completed;
-    # the ten CPU jobs after estimation as one group job (the profile's `groups`).
-    expected = {"split_dataset": 1, "train_model": 3, "estimate_losses": 4, "cpu_tail": 1}
+    # the CPU jobs after estimation as one group job (the profile's `groups`).
+    expected = {"split_dataset": 1, "train_model": 3, "estimate_losses": 4, "estimate_baselines": 4,
+                "sample_images": 3, "cpu_tail": 1}
     assert {rule: sum(job["rule"] == rule for job in jobs) for rule in expected} == expected, jobs
     assert len(jobs) == sum(expected.values()), jobs
     assert {job["state"] for job in jobs} == {"COMPLETED"}, jobs
@@ -86,7 +77,7 @@ def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, tiny_
 
 def test_cancelled_training_is_resubmitted_and_resumes_from_its_checkpoint(cluster, tmp_path):
     # Long enough to be cancelled after its first checkpoint and before it ends.
-    config = tiny_config_with(tmp_path, ("steps: 12,", "steps: 150,"), ("checkpoint_every: 5", "checkpoint_every: 10"))
+    config = single_experiment_config(tmp_path, **{"training.steps": 150, "training.checkpoint_every": 10})
     workdir = copy_project(tmp_path / "run", config)
     state = workdir / "results" / "tiny" / "train_state" / "target.pt"
     run = subprocess.Popen([*SNAKEMAKE, "--profile", str(PROFILE), "results/tiny/models/target"], cwd=workdir,
@@ -117,7 +108,7 @@ def test_cancelled_training_is_resubmitted_and_resumes_from_its_checkpoint(clust
 
 def test_bad_input_fails_once_with_its_log_shown(cluster, tmp_path):
     # 3 roles x (400 + 400) records > the 1797 digits: split_dataset exits 1, whatever the attempt.
-    config = tiny_config_with(tmp_path, ("members: 24, holdout: 24", "members: 400, holdout: 400"))
+    config = single_experiment_config(tmp_path, **{"splits.members": 400, "splits.holdout": 400})
     workdir = copy_project(tmp_path / "run", config)
     result = snakemake_through_slurm(workdir)
     assert result.returncode != 0
