@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pfami.attacks.baseline_queries import FAMILY_OF
+from pfami.models import DIFFUSION_FAMILIES
 
 CONFIG_FILE = "config/config.yaml"
 ROLES = ("target", "shadow", "reference")
@@ -70,9 +71,10 @@ STAGES = (
           inputs=("scores", "fluctuations"), targets=("metrics.json",),
           metrics={"metrics.json": {"cache": False}}, plots={"roc": {"cache": False}}),
     # The loss-curve copy sits here, not in "train", so that editing it never makes DVC retrain the models.
-    Stage("figures", ("make_figures", "collect_training_loss"), ("make_figures.py", "collect_training_loss.py"),
-          ("report.smk", "versioning.smk"), (), inputs=("metrics.json", "roc", "scores", "fluctuations", "models"),
-          targets=("figures/roc.png", "training_loss.csv"), outs={"figures": {}},
+    Stage("figures", ("make_figures", "collect_training_loss", "sample_images"),
+          ("make_figures.py", "collect_training_loss.py", "sample_images.py"), ("report.smk", "versioning.smk", "sample.smk"),
+          ("sampling",), inputs=("metrics.json", "roc", "scores", "fluctuations", "models"),
+          targets=("figures/roc.png", "training_loss.csv", "figures/samples_{sample_role}.png"), outs={"figures": {}},
           plots={"training_loss.csv": {"cache": False}}),
 )
 
@@ -110,13 +112,19 @@ def _stage_command(rules: tuple[str, ...], targets: list[str]) -> str:
     return "snakemake --cores all --allowed-rules " + " ".join(rules) + " -- " + " ".join(targets)
 
 
-def _targets(stage: Stage, experiment: str, attacks: list[str]) -> list[str]:
+def _targets(stage: Stage, experiment: str, settings: dict) -> list[str]:
     """The stage's Snakemake targets: one per attack where a target names ``{attack}``, one per
-    baseline family the attacks use where it names ``{family}`` (none: the stage is left out)."""
+    baseline family the attacks use where it names ``{family}`` (none: the stage is left out), one
+    per role's sample grid where it names ``{sample_role}`` (diffusion models only)."""
+    attacks = list(settings["attacks"])
     families = sorted({FAMILY_OF[attack] for attack in attacks if attack in FAMILY_OF})
-    paths = (target.format(attack=attack, family=family) for target in stage.targets
-             for attack in attacks for family in families or [None]
-             if "{family}" not in target or family is not None)
+    sample_roles = ROLES if settings["model"]["family"] in DIFFUSION_FAMILIES else ()
+    paths = []
+    for target in stage.targets:
+        for attack in attacks:
+            for family in families if "{family}" in target else [None]:
+                for sample_role in sample_roles if "{sample_role}" in target else [None]:
+                    paths.append(target.format(attack=attack, family=family, sample_role=sample_role))
     return [f"results/{experiment}/{path}" for path in dict.fromkeys(paths)]
 
 
@@ -137,10 +145,9 @@ def dvc_pipeline(experiments: dict[str, dict], project: Path) -> dict:
     """The ``dvc.yaml`` document for ``experiments`` (the config's section) of the project at ``project``."""
     stages = {}
     for experiment, settings in experiments.items():
-        attacks = list(settings["attacks"])
         produced: set[str] = set()  # what the experiment's earlier stages write
         for stage in STAGES:
-            targets = _targets(stage, experiment, attacks)
+            targets = _targets(stage, experiment, settings)
             if not targets:
                 continue
             scripts = [f"scripts/{script}" for script in stage.scripts]

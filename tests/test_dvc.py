@@ -52,7 +52,10 @@ def model_files(workdir: Path) -> dict[str, int]:
 def versioned(tmp_path_factory) -> Path:
     """A git + DVC repository of the tiny project, reproduced with `dvc repro`, committed and pushed."""
     root = tmp_path_factory.mktemp("dvc")
-    workdir = copy_project(root / "project", single_experiment_config(root))
+    # PFAMI's attacks and the loss baseline: the SecMI / PIA queries would only add minutes.
+    attacks = {"loss": {}, "pfami_met": {}, "pfami_met_single": {"strength_index": 1},
+               "pfami_nns": {"epochs": 3, "learning_rate": 0.01}}
+    workdir = copy_project(root / "project", single_experiment_config(root, attacks=attacks))
     shutil.copytree(PROJECT / "pfami", workdir / "pfami", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(PROJECT / ".gitignore", workdir / ".gitignore")
     run(workdir, sys.executable, "scripts/write_dvc_yaml.py")
