@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pfami.perturb import make_neighbours
+from pfami.perturb import MECHANISMS, make_neighbours
 from pfami.seeding import stable_key
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -59,11 +59,15 @@ def diffusion_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, im
                      record_ids: Sequence[int], timesteps: Sequence[int], mechanism: str,
                      strengths: Sequence[float], seed: int, common_noise: bool = True, model_name: str = "",
                      batch_size: int = 1024, device: torch.device | None = None,
-                     autocast_dtype: torch.dtype | None = None, show_progress: bool = True) -> np.ndarray:
+                     autocast_dtype: torch.dtype | None = None, show_progress: bool = True,
+                     static_batch: bool = False) -> np.ndarray:
     """The loss tensor L [R, M, 1 + N] of ``images`` [R, C, S, S] and their neighbours.
 
     Records are processed in blocks whose (1 + N) x M evaluations fill about ``batch_size``
-    network inputs, so memory is bounded by ``batch_size`` whatever the number of records."""
+    network inputs, so memory is bounded by ``batch_size`` whatever the number of records.
+    ``static_batch`` pads every forward pass to exactly ``batch_size`` inputs (the padding's
+    outputs are dropped), so a compiled model (:func:`compile_noise_predictor`) sees one shape
+    and is compiled once instead of again for each partial batch."""
     device = device or torch.device("cpu")
     timestep_count, neighbour_count = len(timesteps), len(strengths)
     evaluations_per_record = timestep_count * (neighbour_count + 1)
@@ -89,18 +93,64 @@ def diffusion_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, im
         for chunk in range(0, len(flat_noisy), batch_size):
             part = slice(chunk, chunk + batch_size)
             block_losses[part] = _denoising_loss(eps_model, flat_noisy[part], flat_noise[part],
-                                                 flat_timesteps[part], device, autocast_dtype)
+                                                 flat_timesteps[part], device, autocast_dtype,
+                                                 batch_size if static_batch else None)
         losses[start:stop] = block_losses.view(stop - start, neighbour_count + 1, timestep_count).transpose(1, 2).numpy()
     return losses
 
 
 @torch.inference_mode()
 def _denoising_loss(eps_model: NoisePredictor, noisy: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
-                    device: torch.device, autocast_dtype: torch.dtype | None) -> torch.Tensor:
+                    device: torch.device, autocast_dtype: torch.dtype | None,
+                    padded_size: int | None = None) -> torch.Tensor:
+    count = len(noisy)
     noisy, noise, timesteps = noisy.to(device), noise.to(device), timesteps.to(device)
+    if padded_size is not None and count < padded_size:
+        # Repeat the last input rather than pad with zeros: same values, nothing degenerate.
+        noisy = torch.cat([noisy, noisy[-1:].expand(padded_size - count, *noisy.shape[1:])])
+        timesteps = torch.cat([timesteps, timesteps[-1:].expand(padded_size - count)])
     with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        prediction = eps_model(noisy, timesteps)
+        prediction = eps_model(noisy, timesteps)[:count]
     return (prediction.float() - noise).pow(2).mean(dim=(1, 2, 3)).cpu()
+
+
+def compile_noise_predictor(eps_model: NoisePredictor) -> NoisePredictor:
+    """``torch.compile`` for one fixed batch shape (use with ``static_batch=True``).
+
+    Compiling takes minutes on a CPU, so it pays only for long runs (or on a GPU)."""
+    return torch.compile(eps_model, dynamic=False)
+
+
+@torch.inference_mode()
+def reference_loop_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, images: np.ndarray,
+                          timesteps: Sequence[int], mechanism: str, strengths: Sequence[float],
+                          noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                          records_per_batch: int = 100) -> np.ndarray:
+    """The loss tensor L [R, M, 1 + N] computed the way the authors' code does, as a yardstick.
+
+    One strength and one timestep at a time, ``records_per_batch`` records per forward pass,
+    neighbours remade for every pass. ``noise`` [R, 1 + N, M, C, H, W] (e.g. from
+    :func:`noise_for_block`) fixes the draws so the result can be compared with
+    :func:`diffusion_losses`; without it every pass draws fresh independent noise from
+    ``generator``, as the authors do. Kept for tests and benchmarks, not used by the pipeline."""
+    timestep_count, neighbour_count = len(timesteps), len(strengths)
+    alphas = alphas_cumprod.to(torch.float64)
+    losses = np.empty((len(images), timestep_count, neighbour_count + 1), dtype=np.float32)
+    perturb = MECHANISMS[mechanism]
+    for n in range(neighbour_count + 1):
+        for m, timestep in enumerate(timesteps):
+            signal_scale = float(alphas[timestep].sqrt())
+            noise_scale = float((1 - alphas[timestep]).sqrt())
+            for start in range(0, len(images), records_per_batch):
+                stop = min(start + records_per_batch, len(images))
+                batch = torch.from_numpy(images[start:stop])
+                if n > 0:
+                    batch = perturb(batch, float(strengths[n - 1])).clamp(-1.0, 1.0)
+                draw = noise[start:stop, n, m] if noise is not None else torch.randn(batch.shape, generator=generator)
+                noisy = signal_scale * batch + noise_scale * draw
+                prediction = eps_model(noisy, torch.full((stop - start,), timestep, dtype=torch.long))
+                losses[start:stop, m, n] = (prediction - draw).pow(2).mean(dim=(1, 2, 3)).numpy()
+    return losses
 
 
 def unet_noise_predictor(unet) -> NoisePredictor:
