@@ -8,7 +8,7 @@ import torch
 from pfami.cli import json_value, run
 from pfami.data import load_dataset, load_splits, records_of
 from pfami.io import save_arrays
-from pfami.likelihood import diffusion_losses, resolve_device, unet_noise_predictor
+from pfami.likelihood import compile_noise_predictor, diffusion_losses, resolve_device, unet_noise_predictor
 from pfami.models.ddpm import load_ddpm
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -23,10 +23,13 @@ def main(args: argparse.Namespace) -> None:
     unet, scheduler = load_ddpm(args.model_dir, device)
     estimation, perturbation = args.estimation, args.perturbation
     precision = estimation.get("precision", "fp32")
+    compile_model = estimation.get("compile", False)
+    eps_model = unet_noise_predictor(unet)
     losses = diffusion_losses(
-        unet_noise_predictor(unet), scheduler.alphas_cumprod, records, record_ids, estimation["timesteps"],
+        compile_noise_predictor(eps_model) if compile_model else eps_model, scheduler.alphas_cumprod, records, record_ids, estimation["timesteps"],
         perturbation["mechanism"], perturbation["strengths"], args.seed, estimation.get("common_noise", True),
-        args.model_name, estimation["batch_size"], device, PRECISIONS[precision] if device.type == "cuda" else None)
+        args.model_name, estimation["batch_size"], device, PRECISIONS[precision] if device.type == "cuda" else None,
+        static_batch=compile_model)
     save_arrays(args.output, losses=losses, record_ids=record_ids, is_member=is_member,
                 timesteps=np.array(estimation["timesteps"]), strengths=np.array(perturbation["strengths"]))
     print(f"{args.model_name} model on {len(records)} {args.records} records: loss tensor {losses.shape}, "
