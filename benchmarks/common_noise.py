@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--per-part", type=int, default=100, help="target members and as many hold-outs")
     parser.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: estimation.batch_size of the config")
     parser.add_argument("--output", default=str(PROJECT / "benchmarks" / "results" / "common_noise.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -55,7 +56,7 @@ def main() -> None:
         losses = {name: diffusion_losses(unet_noise_predictor(unet), scheduler.alphas_cumprod, records, record_ids,
                                          estimation["timesteps"], perturbation["mechanism"],
                                          perturbation["strengths"], seed, common_noise, name,
-                                         estimation["batch_size"], show_progress=False)
+                                         args.batch_size or estimation["batch_size"], show_progress=False)
                   for name, (unet, scheduler) in models.items()}
         return calibrated_fluctuation(losses["target"], losses["reference"],
                                       experiment["fluctuation"]["min_loss"])[0]

@@ -55,6 +55,10 @@ def noise_for_block(record_ids: Sequence[int], timestep_count: int, neighbour_co
     ])
 
 
+# Inference mode over the whole engine, not only the forward pass: every tensor it builds is then an
+# inference tensor, so a compiled model sees the same kind of input for padded and unpadded passes
+# (a mix makes torch.compile recompile), and data preparation skips autograd bookkeeping.
+@torch.inference_mode()
 def diffusion_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, images: np.ndarray,
                      record_ids: Sequence[int], timesteps: Sequence[int], mechanism: str,
                      strengths: Sequence[float], seed: int, common_noise: bool = True, model_name: str = "",
