@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pfami.perturb import make_neighbours
+from pfami.perturb import MECHANISMS, make_neighbours
 from pfami.seeding import stable_key
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -62,6 +62,10 @@ def noise_for_block(record_ids: Sequence[int], timestep_count: int, neighbour_co
 InputLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+# Inference mode over the whole engine, not only the forward pass: every tensor it builds is then an
+# inference tensor, so a compiled model sees the same kind of input for padded and unpadded passes
+# (a mix makes torch.compile recompile), and data preparation skips autograd bookkeeping.
+@torch.inference_mode()
 def perturbed_losses(input_loss: InputLoss, images: np.ndarray, record_ids: Sequence[int], draw_count: int,
                      noise_shape: tuple[int, ...], mechanism: str, strengths: Sequence[float], seed: int,
                      common_noise: bool, model_name: str, batch_size: int, show_progress: bool) -> np.ndarray:
@@ -94,8 +98,13 @@ def diffusion_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, im
                      record_ids: Sequence[int], timesteps: Sequence[int], mechanism: str,
                      strengths: Sequence[float], seed: int, common_noise: bool = True, model_name: str = "",
                      batch_size: int = 1024, device: torch.device | None = None,
-                     autocast_dtype: torch.dtype | None = None, show_progress: bool = True) -> np.ndarray:
-    """The loss tensor L [R, M, 1 + N] of ``images`` [R, C, S, S] and their neighbours."""
+                     autocast_dtype: torch.dtype | None = None, show_progress: bool = True,
+                     static_batch: bool = False) -> np.ndarray:
+    """The loss tensor L [R, M, 1 + N] of ``images`` [R, C, S, S] and their neighbours.
+
+    ``static_batch`` pads every forward pass to exactly ``batch_size`` inputs (the padding's
+    outputs are dropped), so a compiled model (:func:`compile_noise_predictor`) sees one shape
+    and is compiled once instead of again for each partial batch."""
     device = device or torch.device("cpu")
     alphas = alphas_cumprod.to(torch.float64)[list(timesteps)]
     signal_scale, noise_scale = alphas.sqrt().float(), (1 - alphas).sqrt().float()
@@ -103,7 +112,8 @@ def diffusion_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, im
 
     def input_loss(inputs: torch.Tensor, noise: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
         noisy = signal_scale[draws].view(-1, 1, 1, 1) * inputs + noise_scale[draws].view(-1, 1, 1, 1) * noise
-        return _denoising_loss(eps_model, noisy, noise, timestep_tensor[draws], device, autocast_dtype)
+        return _denoising_loss(eps_model, noisy, noise, timestep_tensor[draws], device, autocast_dtype,
+                               batch_size if static_batch else None)
 
     return perturbed_losses(input_loss, images, record_ids, len(timesteps), images.shape[1:], mechanism, strengths,
                             seed, common_noise, model_name, batch_size, show_progress)
@@ -128,11 +138,56 @@ def vae_losses(vae, images: np.ndarray, record_ids: Sequence[int], draw_count: i
 
 @torch.inference_mode()
 def _denoising_loss(eps_model: NoisePredictor, noisy: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
-                    device: torch.device, autocast_dtype: torch.dtype | None) -> torch.Tensor:
+                    device: torch.device, autocast_dtype: torch.dtype | None,
+                    padded_size: int | None = None) -> torch.Tensor:
+    count = len(noisy)
     noisy, noise, timesteps = noisy.to(device), noise.to(device), timesteps.to(device)
+    if padded_size is not None and count < padded_size:
+        # Repeat the last input rather than pad with zeros: same values, nothing degenerate.
+        noisy = torch.cat([noisy, noisy[-1:].expand(padded_size - count, *noisy.shape[1:])])
+        timesteps = torch.cat([timesteps, timesteps[-1:].expand(padded_size - count)])
     with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        prediction = eps_model(noisy, timesteps)
+        prediction = eps_model(noisy, timesteps)[:count]
     return (prediction.float() - noise).pow(2).mean(dim=(1, 2, 3)).cpu()
+
+
+def compile_noise_predictor(eps_model: NoisePredictor) -> NoisePredictor:
+    """``torch.compile`` for one fixed batch shape (use with ``static_batch=True``).
+
+    Compiling takes minutes on a CPU, so it pays only for long runs (or on a GPU)."""
+    return torch.compile(eps_model, dynamic=False)
+
+
+@torch.inference_mode()
+def reference_loop_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, images: np.ndarray,
+                          timesteps: Sequence[int], mechanism: str, strengths: Sequence[float],
+                          noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                          records_per_batch: int = 100) -> np.ndarray:
+    """The loss tensor L [R, M, 1 + N] computed the way the authors' code does, as a yardstick.
+
+    One strength and one timestep at a time, ``records_per_batch`` records per forward pass,
+    neighbours remade for every pass. ``noise`` [R, 1 + N, M, C, H, W] (e.g. from
+    :func:`noise_for_block`) fixes the draws so the result can be compared with
+    :func:`diffusion_losses`; without it every pass draws fresh independent noise from
+    ``generator``, as the authors do. Kept for tests and benchmarks, not used by the pipeline."""
+    timestep_count, neighbour_count = len(timesteps), len(strengths)
+    alphas = alphas_cumprod.to(torch.float64)
+    losses = np.empty((len(images), timestep_count, neighbour_count + 1), dtype=np.float32)
+    perturb = MECHANISMS[mechanism]
+    for n in range(neighbour_count + 1):
+        for m, timestep in enumerate(timesteps):
+            signal_scale = float(alphas[timestep].sqrt())
+            noise_scale = float((1 - alphas[timestep]).sqrt())
+            for start in range(0, len(images), records_per_batch):
+                stop = min(start + records_per_batch, len(images))
+                batch = torch.from_numpy(images[start:stop])
+                if n > 0:
+                    batch = perturb(batch, float(strengths[n - 1])).clamp(-1.0, 1.0)
+                draw = noise[start:stop, n, m] if noise is not None else torch.randn(batch.shape, generator=generator)
+                noisy = signal_scale * batch + noise_scale * draw
+                prediction = eps_model(noisy, torch.full((stop - start,), timestep, dtype=torch.long))
+                losses[start:stop, m, n] = (prediction - draw).pow(2).mean(dim=(1, 2, 3)).numpy()
+    return losses
 
 
 def unet_noise_predictor(unet) -> NoisePredictor:
@@ -161,7 +216,9 @@ def model_losses(model_dir, family: str, images: np.ndarray, record_ids: Sequenc
         return losses, np.arange(draws)
     unet, scheduler = load_ddpm(model_dir, device)
     autocast = PRECISIONS[estimation.get("precision", "fp32")] if device.type == "cuda" else None
-    losses = diffusion_losses(unet_noise_predictor(unet), scheduler.alphas_cumprod, images, record_ids,
-                              estimation["timesteps"], mechanism, strengths, seed, common_noise, model_name,
-                              batch_size, device, autocast, show_progress)
+    compiled = estimation.get("compile", False)
+    eps_model = unet_noise_predictor(unet)
+    losses = diffusion_losses(compile_noise_predictor(eps_model) if compiled else eps_model, scheduler.alphas_cumprod,
+                              images, record_ids, estimation["timesteps"], mechanism, strengths, seed, common_noise,
+                              model_name, batch_size, device, autocast, show_progress, static_batch=compiled)
     return losses, np.array(estimation["timesteps"])

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from pfami.likelihood import diffusion_losses, noise_for_block, record_noise, resolve_device
+from pfami.likelihood import (diffusion_losses, noise_for_block, record_noise, reference_loop_losses,
+                              resolve_device)
 from pfami.models.ddpm import build_scheduler
 from pfami.perturb import make_neighbours
 
@@ -81,3 +82,116 @@ def test_autocast_path_runs_and_stays_close_to_fp32():
                                autocast_dtype=torch.bfloat16, show_progress=False)
     assert reduced.dtype == np.float32
     np.testing.assert_allclose(reduced, full, rtol=0.05)
+
+
+def _small_conv_model():
+    torch.manual_seed(0)
+    layer = torch.nn.Conv2d(1, 1, 3, padding=1)
+    return lambda noisy, timesteps: layer(noisy) * (1 + timesteps.float().view(-1, 1, 1, 1) / 1000)
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 18, 40, 10_000])
+@pytest.mark.parametrize("common_noise", [True, False])
+def test_engine_equals_the_authors_style_loop_on_the_same_noise(batch_size, common_noise):
+    """7 records x 9 evaluations: every batch size here but the largest leaves a partial last batch."""
+    images, record_ids, model = _images(7), [3, 1, 4, 1_000_000, 5, 9, 2], _small_conv_model()
+    engine = diffusion_losses(model, ALPHAS, images, record_ids, TIMESTEPS, "crop", STRENGTHS, seed=5,
+                              common_noise=common_noise, model_name="target", batch_size=batch_size,
+                              show_progress=False)
+    noise = noise_for_block(record_ids, len(TIMESTEPS), len(STRENGTHS), (1, 8, 8), 5, common_noise, "target")
+    loop = reference_loop_losses(model, ALPHAS, images, TIMESTEPS, "crop", STRENGTHS, noise=noise,
+                                 records_per_batch=3)
+    np.testing.assert_allclose(engine, loop, rtol=1e-5, atol=1e-6)
+    assert engine.std() > 0.01  # the comparison is not between two constant tensors
+
+
+def test_authors_style_loop_draws_independent_noise_without_given_noise():
+    images, model = _images(4), _small_conv_model()
+    first = reference_loop_losses(model, ALPHAS, images, TIMESTEPS, "crop", STRENGTHS,
+                                  generator=torch.Generator().manual_seed(0))
+    again = reference_loop_losses(model, ALPHAS, images, TIMESTEPS, "crop", STRENGTHS,
+                                  generator=torch.Generator().manual_seed(0))
+    other = reference_loop_losses(model, ALPHAS, images, TIMESTEPS, "crop", STRENGTHS,
+                                  generator=torch.Generator().manual_seed(1))
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+def test_common_noise_gives_every_model_identical_inputs():
+    """Two models fed by the engine see bit-identical noisy inputs for every (record, neighbour, t)."""
+    seen = {}
+
+    def recorder(name):
+        def model(noisy, timesteps):
+            seen.setdefault(name, []).append(noisy.clone())
+            return torch.zeros_like(noisy)
+        return model
+
+    images = _images(4)
+    for name in ("target", "reference"):
+        diffusion_losses(recorder(name), ALPHAS, images, range(4), TIMESTEPS, "crop", STRENGTHS, seed=2,
+                         model_name=name, batch_size=10, show_progress=False)
+    assert torch.equal(torch.cat(seen["target"]), torch.cat(seen["reference"]))
+
+
+class BatchRecorder:
+    """An eps model that remembers the largest batch it was given."""
+
+    def __init__(self):
+        self.largest = 0
+        self.calls = 0
+
+    def __call__(self, noisy, timesteps):
+        self.largest = max(self.largest, len(noisy))
+        self.calls += 1
+        assert len(timesteps) == len(noisy)
+        return torch.zeros_like(noisy)
+
+
+@pytest.mark.parametrize("record_count", [1, 13, 200])
+def test_forward_passes_never_exceed_the_batch_size_whatever_the_record_count(record_count):
+    recorder = BatchRecorder()
+    images = _images(record_count, size=4)
+    diffusion_losses(recorder, ALPHAS, images, range(record_count), TIMESTEPS, "crop", STRENGTHS, seed=0,
+                     batch_size=20, show_progress=False)
+    evaluations = record_count * len(TIMESTEPS) * (len(STRENGTHS) + 1)
+    assert recorder.largest <= 20
+    assert recorder.calls >= evaluations / 20
+
+
+def test_blocks_of_records_stay_bounded_whatever_the_record_count(monkeypatch):
+    """Neighbours and noise are made per block; a block never holds more than batch_size evaluations."""
+    import pfami.likelihood as likelihood
+
+    block_sizes = []
+    original = likelihood.noise_for_block
+
+    def recording_noise_for_block(record_ids, *args, **kwargs):
+        block_sizes.append(len(record_ids))
+        return original(record_ids, *args, **kwargs)
+
+    monkeypatch.setattr(likelihood, "noise_for_block", recording_noise_for_block)
+    images = _images(400, size=4)
+    diffusion_losses(BatchRecorder(), ALPHAS, images, range(400), TIMESTEPS, "crop", STRENGTHS, seed=0,
+                     batch_size=27, show_progress=False)
+    assert sum(block_sizes) == 400
+    assert max(block_sizes) * len(TIMESTEPS) * (len(STRENGTHS) + 1) <= 27
+
+
+def test_static_batch_pads_every_pass_to_one_shape_without_changing_the_losses():
+    sizes = {False: set(), True: set()}
+
+    def recording_model(static_batch):
+        def model(noisy, timesteps):
+            sizes[static_batch].add(len(noisy))
+            return noisy * 0.5 + timesteps.float().view(-1, 1, 1, 1) / 1000
+        return model
+
+    images = _images(5)
+    losses = {static_batch: diffusion_losses(recording_model(static_batch), ALPHAS, images, range(5), TIMESTEPS,
+                                             "crop", STRENGTHS, seed=1, batch_size=20, static_batch=static_batch,
+                                             show_progress=False)
+              for static_batch in (False, True)}
+    np.testing.assert_array_equal(losses[True], losses[False])
+    assert sizes[True] == {20}
+    assert sizes[False] == {18, 9}  # blocks of 2 records x 9 evaluations; the last block holds one record
