@@ -21,10 +21,8 @@ env: $(BIN)/snakemake
 reproduce: env
 	$(BIN)/snakemake --cores $(CORES)
 
-# Three workers: the SLURM tests (mostly waiting on the scheduler), the DVC round trips and the
-# tiny workflow each run as one group (xdist_group marks), the unit tests spread over all three.
 test: env
-	$(BIN)/python -m pytest -q -n 3 --dist loadgroup
+	$(BIN)/python -m pytest -q
 
 clean-results:
 	rm -rf results/*/ results/summary.md results/summary.csv .snakemake

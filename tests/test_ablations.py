@@ -210,7 +210,6 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 
 @pytest.mark.workflow
-@pytest.mark.xdist_group("tiny_run")  # shares the tiny workflow run with tests/test_workflow.py
 def test_ablations_reuse_the_main_run_and_report_every_study(tiny_run, tmp_path):
     workdir = tmp_path / "run"
     shutil.copytree(tiny_run, workdir, symlinks=True)

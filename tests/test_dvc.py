@@ -20,7 +20,7 @@ import yaml
 from pfami.versioning import STAGES, dvc_pipeline
 from tests.conftest import PROJECT, copy_project, run_snakemake, single_experiment_config
 
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("dvc")]
+pytestmark = pytest.mark.workflow
 
 # Stage commands call `snakemake` and the scripts import `pfami`: both from this interpreter's environment.
 # Git commits (ours and `dvc exp run`'s) need an identity even where none is configured.

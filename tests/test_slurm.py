@@ -13,19 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, SNAKEMAKE, copy_project, run_snakemake, single_experiment_config
+from tests.conftest import PROJECT, SNAKEMAKE, copy_project, single_experiment_config
 from tests.slurm_cluster import SlurmCluster, slurm_available
 
 PROFILE = PROJECT / "workflow" / "profiles" / "slurm-test"
 GPU_RULES = ("train_model", "estimate_losses", "estimate_baselines")
 
 _ok, _why = slurm_available()
-pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm"),
-              pytest.mark.skipif(not _ok, reason=f"no SLURM test cluster: {_why}")]
-
-# The PFAMI chain and the loss baseline up to the metrics: every kind of job (CPU, GPU, the grouped
-# CPU tail) without the jobs that would only add minutes of status polling.
-PFAMI_CHAIN_ATTACKS = {"loss": {}, "pfami_met": {}, "pfami_nns": {"epochs": 3, "learning_rate": 0.01}}
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not _ok, reason=f"no SLURM test cluster: {_why}")]
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +29,6 @@ def cluster(tmp_path_factory):
     # grouped CPU tail (five attacks side by side) fits on the node.
     with SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=8, gpus=4) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def pfami_chain_config(tmp_path_factory) -> Path:
-    return single_experiment_config(tmp_path_factory.mktemp("config"), attacks=PFAMI_CHAIN_ATTACKS)
-
-
-@pytest.fixture(scope="module")
-def local_run(pfami_chain_config, tmp_path_factory) -> Path:
-    """The same config run locally, for the comparison."""
-    workdir = copy_project(tmp_path_factory.mktemp("local"), pfami_chain_config)
-    run_snakemake(workdir, "--cores", "2", "results/tiny/metrics.json")
-    return workdir
 
 
 def snakemake_through_slurm(workdir: Path, *arguments: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -67,8 +49,11 @@ def jobs_of(cluster: SlurmCluster, workdir: Path) -> list[dict[str, str]]:
     return jobs
 
 
-def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, local_run, pfami_chain_config, tmp_path):
-    workdir = copy_project(tmp_path / "run", pfami_chain_config)
+def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, tiny_run, tmp_path):
+    # The PFAMI chain and the loss baseline up to the metrics: every kind of job (CPU, GPU, the
+    # grouped CPU tail) without the jobs that only add minutes of status polling.
+    attacks = {"loss": {}, "pfami_met": {}, "pfami_nns": {"epochs": 3, "learning_rate": 0.01}}
+    workdir = copy_project(tmp_path / "run", single_experiment_config(tmp_path, attacks=attacks))
     result = snakemake_through_slurm(workdir, "results/tiny/metrics.json")
     assert result.returncode == 0, result.stderr[-4000:] + cluster.logs()
 
@@ -87,10 +72,12 @@ def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, local
         asks_for_gpu = "TresPerJob=gres:gpu:1" in details
         assert asks_for_gpu == (job["rule"] in GPU_RULES), details
 
-    for name in ("splits.json", "metrics.json"):
-        local = (local_run / "results" / "tiny" / name).read_text()
-        assert (workdir / "results" / "tiny" / name).read_text() == local, name
-    assert set(json.loads(local)["attacks"]) == set(PFAMI_CHAIN_ATTACKS)
+    local = tiny_run / "results" / "tiny"
+    assert (workdir / "results" / "tiny" / "splits.json").read_text() == (local / "splits.json").read_text()
+    through_slurm = json.loads((workdir / "results" / "tiny" / "metrics.json").read_text())["attacks"]
+    locally = json.loads((local / "metrics.json").read_text())["attacks"]
+    assert set(through_slurm) == set(attacks)
+    assert all(through_slurm[attack] == locally[attack] for attack in attacks)
 
 
 def test_cancelled_training_is_resubmitted_and_resumes_from_its_checkpoint(cluster, tmp_path):

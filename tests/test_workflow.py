@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import PROJECT, TINY_CONFIG, copy_project, run_snakemake
 
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("tiny_run")]
+pytestmark = pytest.mark.workflow
 
 ROLES = ("target", "shadow", "reference")
 LOSS_TENSORS = ("target-on-target", "reference-on-target", "shadow-on-shadow", "reference-on-shadow")
