@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,26 @@ TINY_CONFIG = PROJECT / "tests" / "data" / "tiny_config.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 torch.set_num_threads(1)
+
+
+@contextmanager
+def killed_after_checkpoint(monkeypatch, step: int):
+    """Kill the training run inside the block (KeyboardInterrupt) right after it saves its state at ``step``."""
+    from pfami.models import training
+
+    save_state = training.save_training_state
+
+    def save_then_die(path, *args):
+        save_state(path, *args)
+        if args[4] == step:  # the step count just saved
+            raise KeyboardInterrupt("killed mid-training")
+
+    monkeypatch.setattr(training, "save_training_state", save_then_die)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        monkeypatch.setattr(training, "save_training_state", save_state)
 
 
 def copy_project(destination: Path, config: Path = TINY_CONFIG) -> Path:

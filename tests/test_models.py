@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pfami.models import training
 from pfami.models.ddpm import CheckpointError, load_ddpm, train_ddpm
+from tests.conftest import killed_after_checkpoint
 
 MODEL = {"family": "ddpm", "block_out_channels": [8, 16], "layers_per_block": 1, "attention_levels": [],
          "train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
@@ -33,18 +33,9 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path):
 def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     train_ddpm(IMAGES, MODEL, TRAINING, 0, tmp_path / "straight", tmp_path / "unused.pt", torch.device("cpu"))
 
-    save_state = training.save_training_state
-
-    def save_then_die(path, *args):
-        save_state(path, *args)
-        if args[4] == 8:  # the step count just saved
-            raise KeyboardInterrupt("killed mid-training")
-
-    monkeypatch.setattr(training, "save_training_state", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_checkpoint(monkeypatch, 8):
         train_ddpm(IMAGES, MODEL, TRAINING, 0, tmp_path / "resumed", tmp_path / "state.pt", torch.device("cpu"))
     assert not (tmp_path / "resumed").exists() and (tmp_path / "state.pt").exists()
-    monkeypatch.setattr(training, "save_training_state", save_state)
 
     steps_run = []
     original_step = torch.optim.AdamW.step

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pfami.models import training as training_module
 from pfami.models.ddpm import build_unet, load_ddpm, train_ddpm
+from tests.conftest import killed_after_checkpoint
 
 MODEL = {"family": "ddpm", "block_out_channels": [8, 16], "layers_per_block": 1, "attention_levels": [],
          "train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
@@ -36,18 +36,9 @@ def test_one_step_ema_is_the_ramped_average_of_initial_and_trained_weights(tmp_p
 def test_interrupted_ema_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     training = {**TRAINING, "ema_decay": 0.9}
     train_ddpm(IMAGES, MODEL, training, 0, tmp_path / "straight", tmp_path / "unused.pt", CPU)
-    save_state = training_module.save_training_state
-
-    def save_then_die(path, *args):
-        save_state(path, *args)
-        if args[4] == 8:
-            raise KeyboardInterrupt("killed mid-training")
-
-    monkeypatch.setattr(training_module, "save_training_state", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_checkpoint(monkeypatch, 8):
         train_ddpm(IMAGES, MODEL, training, 0, tmp_path / "resumed", tmp_path / "state.pt", CPU)
     assert torch.load(tmp_path / "state.pt", weights_only=True)["ema"] is not None
-    monkeypatch.setattr(training_module, "save_training_state", save_state)
     train_ddpm(IMAGES, MODEL, training, 0, tmp_path / "resumed", tmp_path / "state.pt", CPU)
     straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)

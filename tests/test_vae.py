@@ -6,11 +6,11 @@ import torch
 
 from pfami.likelihood import model_losses, record_noise, vae_losses
 from pfami.models import folder_family, train_model
-from pfami.models import training as training_module
 from pfami.models.ddpm import load_ddpm
 from pfami.models.training import CheckpointError
 from pfami.models.vae import ConvVAE, load_vae, train_vae
 from pfami.perturb import make_neighbours
+from tests.conftest import killed_after_checkpoint
 
 MODEL = {"family": "vae", "block_out_channels": [4, 8], "latent_dim": 3}
 TRAINING = {"steps": 10, "batch_size": 8, "learning_rate": 1e-3, "warmup_steps": 2, "checkpoint_every": 4}
@@ -56,17 +56,8 @@ def test_training_lowers_the_loss_and_the_save_load_round_trip_is_exact(tmp_path
 
 def test_interrupted_vae_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     _train(tmp_path, "straight")
-    save_state = training_module.save_training_state
-
-    def save_then_die(path, *args):
-        save_state(path, *args)
-        if args[4] == 8:
-            raise KeyboardInterrupt("killed mid-training")
-
-    monkeypatch.setattr(training_module, "save_training_state", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_checkpoint(monkeypatch, 8):
         _train(tmp_path, "resumed")
-    monkeypatch.setattr(training_module, "save_training_state", save_state)
     assert len(_train(tmp_path, "resumed")) == 10
     straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)
