@@ -1,10 +1,18 @@
-"""Measure the full default reproduction: wall time and peak memory of the whole process tree.
+"""Measure the full default reproduction, or its ablations: wall time and peak memory of the process tree.
 
     .venv/bin/python benchmarks/reproduce_default.py [--cores 2] [--configfile config/config.yaml]
+    .venv/bin/python benchmarks/reproduce_default.py --cores 2 --ablations [--in-place]
 
 Runs `snakemake --cores N` from scratch in a temporary copy of the project (your results/ are
-untouched; `--in-place` instead reruns everything in the project itself, `--forceall`), samples the summed resident memory of Snakemake and every job it starts, and prints
-one JSON line (also written to benchmarks/results/reproduce_default.json).
+untouched; `--in-place` instead reruns everything in the project itself, `--forceall`), samples
+the summed resident memory of Snakemake and every job it starts, and prints one JSON line (also
+written to benchmarks/results/reproduce_default.json).
+
+`--ablations` times `snakemake --cores N ablations` after a complete main run instead: the main
+run is completed first (untimed; nothing runs where it is already complete), then every rule of
+workflow/rules/ablations.smk is forced, so the figure is the cost of the ablations alone. It
+refuses to time anything if the plan would rerun a main-run job. Written to
+benchmarks/results/ablations_default.json.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +32,7 @@ from pathlib import Path
 import psutil
 
 PROJECT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -35,44 +45,86 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
+def timed_snakemake(workdir: Path, arguments: list[str]) -> tuple[float, int]:
+    """Run Snakemake to the end; its wall time in seconds and the peak summed RSS in bytes."""
+    start, peak = time.monotonic(), 0
+    snakemake = psutil.Popen([*SNAKEMAKE, *arguments], cwd=workdir, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    while snakemake.poll() is None:
+        peak = max(peak, tree_rss(snakemake))
+        time.sleep(0.2)
+    if snakemake.returncode != 0:
+        sys.exit(f"snakemake failed (exit {snakemake.returncode}); logs under {workdir}/results\n"
+                 f"{snakemake.stderr.read()[-2000:]}")
+    return time.monotonic() - start, peak
+
+
+def ablation_rules() -> list[str]:
+    """Every rule declared in workflow/rules/ablations.smk (`rule NAME:` and `use rule ... as NAME`)."""
+    text = (PROJECT / "workflow" / "rules" / "ablations.smk").read_text()
+    return re.findall(r"^(?:rule|use rule \w+ as) (\w+)", text, flags=re.MULTILINE)
+
+
+def planned_jobs(workdir: Path, arguments: list[str]) -> dict[str, int]:
+    """{rule: job count} of what Snakemake would run (a dry run's job table)."""
+    shown = [argument for argument in arguments if argument != "--quiet"]  # --quiet hides the job table
+    plan = subprocess.run([*SNAKEMAKE, "-n", *shown], cwd=workdir, capture_output=True, text=True, check=True)
+    counts = {}
+    for line in (plan.stdout + plan.stderr).split("Job stats:", 1)[-1].splitlines():
+        fields = line.split()
+        if fields[:1] == ["total"]:
+            break
+        if len(fields) == 2 and fields[1].isdigit():
+            counts[fields[0]] = int(fields[1])
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cores", default="all")
     parser.add_argument("--configfile", default=str(PROJECT / "config" / "config.yaml"))
-    parser.add_argument("--in-place", action="store_true", help="rerun everything in this project's results/")
-    parser.add_argument("--output", default=str(PROJECT / "benchmarks" / "results" / "reproduce_default.json"))
+    parser.add_argument("--in-place", action="store_true", help="rerun in this project's results/")
+    parser.add_argument("--ablations", action="store_true", help="time the ablation target after the main run")
+    parser.add_argument("--output", help="JSON to write (default: benchmarks/results/{reproduce,ablations}_default.json)")
     args = parser.parse_args()
+    output = Path(args.output or PROJECT / "benchmarks" / "results"
+                  / ("ablations_default.json" if args.ablations else "reproduce_default.json"))
 
     if args.in_place:
-        workdir, extra = PROJECT, ["--forceall", "--configfile", args.configfile]
+        workdir, configured = PROJECT, ["--configfile", args.configfile]
     else:
-        workdir, extra = Path(tempfile.mkdtemp(prefix="pfami-benchmark-")), []
+        workdir, configured = Path(tempfile.mkdtemp(prefix="pfami-benchmark-")), []
         for name in ("Snakefile", "workflow", "scripts", "config"):
             source = PROJECT / name
             (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
         shutil.copy(args.configfile, workdir / "config" / "config.yaml")
 
-    start, peak = time.monotonic(), 0
-    snakemake = psutil.Popen([sys.executable, "-m", "snakemake", "--cores", args.cores, "--quiet", *extra], cwd=workdir,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    while snakemake.poll() is None:
-        peak = max(peak, tree_rss(snakemake))
-        time.sleep(0.2)
-    wall = time.monotonic() - start
-    if snakemake.returncode != 0:
-        sys.exit(f"snakemake failed (exit {snakemake.returncode}); logs under {workdir}/results\n{snakemake.stderr.read()[-2000:]}")
+    cores = ["--cores", args.cores, "--quiet", *configured]
+    if args.ablations:
+        timed_snakemake(workdir, cores)  # completes the main run; untimed
+        arguments = [*cores, "--forcerun", *ablation_rules(), "--", "ablations"]
+        jobs = planned_jobs(workdir, arguments)
+        main_run_jobs = set(jobs) - set(ablation_rules())
+        if main_run_jobs:
+            sys.exit(f"the ablation plan would rerun main-run jobs {sorted(main_run_jobs)}: finish the main run first")
+    else:
+        arguments = [*cores, "--forceall"] if args.in_place else cores
+        jobs = planned_jobs(workdir, arguments)
+    wall, peak = timed_snakemake(workdir, arguments)
 
     metrics = {}
     for path in sorted(workdir.glob("results/*/metrics.json")):
         content = json.loads(path.read_text())
         metrics[content["experiment"]] = {attack: round(result["auc"], 4) for attack, result in content["attacks"].items()}
     record = {"wall_seconds": round(wall, 1), "peak_rss_gb": round(peak / 1e9, 3), "cores": args.cores,
+              "jobs": sum(jobs.values()), "jobs_per_rule": jobs,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
-              "config": Path(args.configfile).name, "auc": metrics}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(record, indent=1) + "\n")
+              "config": Path(args.configfile).name, "target": "ablations" if args.ablations else "all", "auc": metrics}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record))
-    if not args.in_place:
+    # Only the temporary copy this script made is removed, never the project.
+    if not args.in_place and workdir != PROJECT and workdir.name.startswith("pfami-benchmark-"):
         shutil.rmtree(workdir)
 
 
