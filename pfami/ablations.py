@@ -24,60 +24,12 @@ from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
 from pfami.fluctuation import calibrated_fluctuation
 from pfami.io import atomic_write_text
 from pfami.metrics import roc_summary
-from pfami.perturb import check_mechanism
+from pfami.config import ablation_settings, check_ablations  # noqa: F401  (torch-free, read by the workflow)
 
 TPR_AT_1_PERCENT = "tpr_at_0.01_fpr"
 
 
 # --- settings ------------------------------------------------------------------------------
-
-
-def ablation_settings(experiment: dict) -> dict:
-    """The experiment's ``ablations`` section with every default filled in.
-
-    Defaults: every timestep count 1..M and neighbour count 1..N, only the main mechanism, no
-    snapshots (the memorisation study then has the final model alone), and the main run's
-    records (``records_per_part: null``)."""
-    section = experiment.get("ablations") or {}
-    timestep_count = len(experiment["estimation"]["timesteps"])
-    strength_count = len(experiment["perturbation"]["strengths"])
-    records = section.get("records_per_part")
-    return {
-        "timestep_counts": sorted(section.get("timestep_counts") or range(1, timestep_count + 1)),
-        "neighbour_counts": sorted(section.get("neighbour_counts") or range(1, strength_count + 1)),
-        "mechanisms": list(section.get("mechanisms") or [experiment["perturbation"]["mechanism"]]),
-        "snapshot_steps": sorted(set(section.get("snapshot_steps") or []) | {experiment["training"]["steps"]}),
-        "records_per_part": records if records is not None else experiment["splits"].get("attacked_per_part"),
-    }
-
-
-def check_ablations(where: str, experiment: dict) -> None:
-    """Refuse ablation settings that cannot work; ``ValueError`` naming the key."""
-    if "ablations" not in experiment:
-        return
-    where = f"{where}.ablations"
-    settings = ablation_settings(experiment)
-    limits = {"timestep_counts": (len(experiment["estimation"]["timesteps"]), "estimation.timesteps"),
-              "neighbour_counts": (len(experiment["perturbation"]["strengths"]), "perturbation.strengths")}
-    for key, (limit, source) in limits.items():
-        too_many = [count for count in settings[key] if count > limit]
-        if too_many:
-            raise ValueError(f"{where}.{key}: {too_many} exceed the {limit} values of {source}")
-    for mechanism in settings["mechanisms"]:
-        try:
-            check_mechanism(mechanism, experiment["data"]["channels"])
-        except ValueError as error:
-            # check_mechanism names the main perturbation key; name the ablation key instead.
-            raise ValueError(f"{where}.mechanisms: {str(error).split(': ', 1)[1]}") from None
-    steps = experiment["training"]["steps"]
-    late = [step for step in settings["snapshot_steps"] if step > steps]
-    if late:
-        raise ValueError(f"{where}.snapshot_steps: {late} come after training.steps ({steps})")
-    splits = experiment["splits"]
-    available = min(splits["members"], splits["holdout"], splits.get("attacked_per_part") or splits["members"])
-    if settings["records_per_part"] is not None and settings["records_per_part"] > available:
-        raise ValueError(f"{where}.records_per_part: {settings['records_per_part']} but the main run attacks only "
-                         f"{available} members and hold-outs per role; use at most {available}")
 
 
 # --- subsets --------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Checks of an experiment config that a JSON schema cannot express (run before anything else)."""
+"""Checks of an experiment config that a JSON schema cannot express (run before anything else),
+and the settings the workflow's rules read from it.
+
+Torch-free on purpose: Snakemake imports this module every time it starts (once per job on
+SLURM and per DVC stage), so it must load in a fraction of a second.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,119 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from pfami.attacks.baseline_queries import FAMILY_OF, check_baseline_settings
-from pfami.ablations import check_ablations
-from pfami.perturb import check_mechanism
+from pfami.mechanisms import check_mechanism
 
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and what to do."""
+
+
+# --- the baseline attacks that query the model (SecMI, PIA) -----------------------------
+
+
+FAMILY_OF = {"secmi_stat": "secmi", "secmi_nns": "secmi", "pia": "pia", "pian": "pia"}
+FAMILIES = ("secmi", "pia")
+
+
+def family_settings(family: str, attacks: dict[str, dict]) -> dict[str, dict]:
+    """The query settings of the family's attacks that ``attacks`` (a config section) lists.
+
+    Only the keys that change the queries are kept, so retuning e.g. SecMI_NNs' epochs does not
+    re-query the model."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown baseline family {family!r}; choose from {list(FAMILIES)}")
+    keys = ("t_sec", "k") if family == "secmi" else ("t",)
+    return {attack: {key: settings[key] for key in keys}
+            for attack, settings in attacks.items() if FAMILY_OF.get(attack) == family}
+
+
+def check_baseline_settings(attacks: dict[str, dict], train_timesteps: int) -> None:
+    """Raise ``ValueError`` naming the key (relative to ``attacks``) of a setting that cannot work."""
+    secmi = family_settings("secmi", attacks)
+    for attack, settings in secmi.items():
+        try:
+            secmi_timesteps(settings["t_sec"], settings["k"])
+        except ValueError as error:
+            raise ValueError(f"attacks.{attack}: {error}") from None
+        if settings["t_sec"] >= train_timesteps:
+            raise ValueError(f"attacks.{attack}.t_sec: {settings['t_sec']} is not below model.train_timesteps "
+                             f"({train_timesteps})")
+    if len({(s["t_sec"], s["k"]) for s in secmi.values()}) > 1:
+        raise ValueError("attacks.secmi_nns: t_sec and k must equal those of attacks.secmi_stat (both read the same "
+                         "DDIM round trip)")
+    for attack, settings in family_settings("pia", attacks).items():
+        if settings["t"] >= train_timesteps:
+            raise ValueError(f"attacks.{attack}.t: {settings['t']} is not below model.train_timesteps "
+                             f"({train_timesteps})")
+
+
+def secmi_timesteps(t_sec: int = 100, k: int = 10) -> tuple[list[int], int, int]:
+    """The timesteps SecMI visits, as in the authors' code.
+
+    Returns ``(inversion_grid, t, t_sec)``: DDIM inversion runs along ``inversion_grid`` =
+    ``[0, k, ..., t_sec - k]`` (its last element ``t = t_sec - k`` is where ``x~_t`` lives), then
+    one inversion step ``t -> t_sec`` and one denoising step ``t_sec -> t`` give ``x^_t``.
+    """
+    if int(k) != k or k < 1:
+        raise ValueError(f"SecMI stride k must be a positive integer, got {k}")
+    if int(t_sec) != t_sec or t_sec < k or t_sec % k:
+        raise ValueError(f"SecMI t_sec must be a positive multiple of k={k}, got {t_sec}")
+    grid = list(range(0, int(t_sec), int(k)))
+    return grid, grid[-1], int(t_sec)
+
+
+# --- ablations --------------------------------------------------------------------------
+
+
+def ablation_settings(experiment: dict) -> dict:
+    """The experiment's ``ablations`` section with every default filled in.
+
+    Defaults: every timestep count 1..M and neighbour count 1..N, only the main mechanism, no
+    snapshots (the memorisation study then has the final model alone), and the main run's
+    records (``records_per_part: null``)."""
+    section = experiment.get("ablations") or {}
+    timestep_count = len(experiment["estimation"]["timesteps"])
+    strength_count = len(experiment["perturbation"]["strengths"])
+    records = section.get("records_per_part")
+    return {
+        "timestep_counts": sorted(section.get("timestep_counts") or range(1, timestep_count + 1)),
+        "neighbour_counts": sorted(section.get("neighbour_counts") or range(1, strength_count + 1)),
+        "mechanisms": list(section.get("mechanisms") or [experiment["perturbation"]["mechanism"]]),
+        "snapshot_steps": sorted(set(section.get("snapshot_steps") or []) | {experiment["training"]["steps"]}),
+        "records_per_part": records if records is not None else experiment["splits"].get("attacked_per_part"),
+    }
+
+
+def check_ablations(where: str, experiment: dict) -> None:
+    """Refuse ablation settings that cannot work; ``ValueError`` naming the key."""
+    if "ablations" not in experiment:
+        return
+    where = f"{where}.ablations"
+    settings = ablation_settings(experiment)
+    limits = {"timestep_counts": (len(experiment["estimation"]["timesteps"]), "estimation.timesteps"),
+              "neighbour_counts": (len(experiment["perturbation"]["strengths"]), "perturbation.strengths")}
+    for key, (limit, source) in limits.items():
+        too_many = [count for count in settings[key] if count > limit]
+        if too_many:
+            raise ValueError(f"{where}.{key}: {too_many} exceed the {limit} values of {source}")
+    for mechanism in settings["mechanisms"]:
+        try:
+            check_mechanism(mechanism, experiment["data"]["channels"])
+        except ValueError as error:
+            # check_mechanism names the main perturbation key; name the ablation key instead.
+            raise ValueError(f"{where}.mechanisms: {str(error).split(': ', 1)[1]}") from None
+    steps = experiment["training"]["steps"]
+    late = [step for step in settings["snapshot_steps"] if step > steps]
+    if late:
+        raise ValueError(f"{where}.snapshot_steps: {late} come after training.steps ({steps})")
+    splits = experiment["splits"]
+    available = min(splits["members"], splits["holdout"], splits.get("attacked_per_part") or splits["members"])
+    if settings["records_per_part"] is not None and settings["records_per_part"] > available:
+        raise ValueError(f"{where}.records_per_part: {settings['records_per_part']} but the main run attacks only "
+                         f"{available} members and hold-outs per role; use at most {available}")
+
+
+# --- the whole config --------------------------------------------------------------------
 
 
 def _check_diffusion(where: str, model: dict, estimation: dict, image_size: int) -> None:

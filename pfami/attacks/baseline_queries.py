@@ -18,44 +18,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pfami.attacks.baselines import (EpsModel, pia_attack, pia_queries, pian_attack, secmi_attack, secmi_queries,
-                                     secmi_timesteps)
-
-FAMILY_OF = {"secmi_stat": "secmi", "secmi_nns": "secmi", "pia": "pia", "pian": "pia"}
-FAMILIES = ("secmi", "pia")
-
-
-def family_settings(family: str, attacks: dict[str, dict]) -> dict[str, dict]:
-    """The query settings of the family's attacks that ``attacks`` (a config section) lists.
-
-    Only the keys that change the queries are kept, so retuning e.g. SecMI_NNs' epochs does not
-    re-query the model."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown baseline family {family!r}; choose from {list(FAMILIES)}")
-    keys = ("t_sec", "k") if family == "secmi" else ("t",)
-    return {attack: {key: settings[key] for key in keys}
-            for attack, settings in attacks.items() if FAMILY_OF.get(attack) == family}
-
-
-def check_baseline_settings(attacks: dict[str, dict], train_timesteps: int) -> None:
-    """Raise ``ValueError`` naming the key (relative to ``attacks``) of a setting that cannot work."""
-    secmi = family_settings("secmi", attacks)
-    for attack, settings in secmi.items():
-        try:
-            secmi_timesteps(settings["t_sec"], settings["k"])
-        except ValueError as error:
-            raise ValueError(f"attacks.{attack}: {error}") from None
-        if settings["t_sec"] >= train_timesteps:
-            raise ValueError(f"attacks.{attack}.t_sec: {settings['t_sec']} is not below model.train_timesteps "
-                             f"({train_timesteps})")
-    if len({(s["t_sec"], s["k"]) for s in secmi.values()}) > 1:
-        raise ValueError("attacks.secmi_nns: t_sec and k must equal those of attacks.secmi_stat (both read the same "
-                         "DDIM round trip)")
-    for attack, settings in family_settings("pia", attacks).items():
-        if settings["t"] >= train_timesteps:
-            raise ValueError(f"attacks.{attack}.t: {settings['t']} is not below model.train_timesteps "
-                             f"({train_timesteps})")
-
+from pfami.attacks.baselines import EpsModel, pia_attack, pia_queries, pian_attack, secmi_attack, secmi_queries
+# The attacks' settings and their checks are torch-free (the workflow reads them at start-up).
+from pfami.config import FAMILIES, FAMILY_OF, check_baseline_settings, family_settings  # noqa: F401
 
 class CountingPredictor:
     """Wraps a noise predictor and counts the network inputs it has evaluated."""

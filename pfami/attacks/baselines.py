@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pfami.config import secmi_timesteps
+
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 __all__ = [
@@ -159,21 +161,6 @@ class SecMIResult:
     scores: np.ndarray
     errors: np.ndarray
     error_images: np.ndarray
-
-
-def secmi_timesteps(t_sec: int = 100, k: int = 10) -> tuple[list[int], int, int]:
-    """The timesteps SecMI visits, as in the authors' code.
-
-    Returns ``(inversion_grid, t, t_sec)``: DDIM inversion runs along ``inversion_grid`` =
-    ``[0, k, ..., t_sec - k]`` (its last element ``t = t_sec - k`` is where ``x~_t`` lives), then
-    one inversion step ``t -> t_sec`` and one denoising step ``t_sec -> t`` give ``x^_t``.
-    """
-    if int(k) != k or k < 1:
-        raise ValueError(f"SecMI stride k must be a positive integer, got {k}")
-    if int(t_sec) != t_sec or t_sec < k or t_sec % k:
-        raise ValueError(f"SecMI t_sec must be a positive multiple of k={k}, got {t_sec}")
-    grid = list(range(0, int(t_sec), int(k)))
-    return grid, grid[-1], int(t_sec)
 
 
 def secmi_queries(t_sec: int = 100, k: int = 10) -> dict[str, int]:

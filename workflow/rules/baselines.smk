@@ -2,7 +2,7 @@
 # t = 0 noise), so they get their own estimation step; their scores then go through the same
 # script, evaluation, tables and figures as every other attack.
 
-from pfami.attacks.baseline_queries import FAMILY_OF, family_settings
+from pfami.config import FAMILY_OF, family_settings
 
 
 rule estimate_baselines:

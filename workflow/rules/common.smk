@@ -45,8 +45,8 @@ def attacks_of(wildcards):
 
 
 # Ablation studies (workflow/rules/ablations.smk).
-from pfami.ablations import ablation_settings
-from pfami.perturb import MECHANISMS, default_strengths
+from pfami.config import ablation_settings
+from pfami.mechanisms import MECHANISM_NAMES, default_strengths
 
 ABLATED_EXPERIMENTS = [name for name in EXPERIMENTS if "ablations" in config["experiments"][name]]
 ABLATION_STUDIES = ["timesteps", "strengths", "query_budget", "mechanisms", "memorisation"]
@@ -55,7 +55,7 @@ LOSS_PAIRS = ["target-on-target", "reference-on-target", "shadow-on-shadow", "re
 
 
 wildcard_constraints:
-    mechanism="|".join(MECHANISMS),
+    mechanism="|".join(MECHANISM_NAMES),
     step="[0-9]+",
 
 
