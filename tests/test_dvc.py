@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pfami.versioning import STAGES, dvc_pipeline
+from pfami.versioning import dvc_pipeline
 from tests.conftest import PROJECT, copy_project, run_snakemake, single_experiment_config
 
 pytestmark = pytest.mark.workflow
@@ -89,6 +90,20 @@ def test_repro_tracks_results_and_a_second_repro_does_nothing(versioned):
     assert "Nothing to be done" in run_snakemake(versioned, "-n").stdout
     plots = run(versioned, "dvc", "plots", "show", "--json")
     assert '"log"' in plots and "training_loss.csv" in plots
+
+
+def test_same_config_gives_same_splits_and_metrics(versioned, tiny_run):
+    # `dvc repro` ran the tiny experiment from scratch, in another folder and process tree, as the
+    # session's plain Snakemake run did: the same config must give the same splits and, on CPU,
+    # the same metrics for every attack both ran (each attack's metrics depend on its scores only).
+    # It runs before the parameter change below rewrites the workspace's metrics.
+    dvc_results, snakemake_results = versioned / "results" / "tiny", tiny_run / "results" / "tiny"
+    assert (dvc_results / "splits.json").read_text() == (snakemake_results / "splits.json").read_text()
+    through_dvc = json.loads((dvc_results / "metrics.json").read_text())["attacks"]
+    through_snakemake = json.loads((snakemake_results / "metrics.json").read_text())["attacks"]
+    assert set(through_dvc) == {"loss", "pfami_met", "pfami_met_single", "pfami_nns"}
+    for attack, metrics in through_dvc.items():
+        assert metrics == through_snakemake[attack], attack
 
 
 def test_a_changed_attack_setting_reruns_only_what_depends_on_it(versioned):

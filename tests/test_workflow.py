@@ -108,16 +108,6 @@ def test_nothing_left_to_do_after_a_run(tiny_run):
     assert "Nothing to be done" in run_snakemake(tiny_run, "-n").stdout
 
 
-def test_same_config_gives_same_splits_and_metrics(tiny_run, tmp_path):
-    again = copy_project(tmp_path / "again")
-    # Only what is compared: figures, sample grids and the summary would add jobs, not checks.
-    run_snakemake(again, "--cores", "2", "results/tiny/metrics.json", "results/tiny_vae/metrics.json")
-    for experiment in ("tiny", "tiny_vae"):
-        for name in ("splits.json", "metrics.json"):
-            assert (again / "results" / experiment / name).read_text() == \
-                (tiny_run / "results" / experiment / name).read_text()
-
-
 def test_html_report_holds_the_figures(tiny_run):
     run_snakemake(tiny_run, "--report", "report.html")
     report = (tiny_run / "report.html").read_text(errors="replace")
