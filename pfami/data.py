@@ -306,8 +306,6 @@ def image_folder_pixels(folder: str | Path, image_size: int, channels: int, resi
     try:
         return np.stack([preprocess_image(image, name, image_size, channels, resize) for name, image in decoded])
     except DataError as error:
-        if key == "data.path":
-            raise
         raise DataError(f"{key}: {error}") from None
 
 
