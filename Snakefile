@@ -38,5 +38,5 @@ rule all:
         "results/summary.csv",
         expand("results/{experiment}/figures/{figure}.png", experiment=EXPERIMENTS, figure=FIGURES),
         expand("results/{experiment}/training_loss.csv", experiment=EXPERIMENTS),
-        expand("results/{experiment}/figures/samples_{role}.png", experiment=DIFFUSION_EXPERIMENTS, role=ROLES),
+        expand("results/{experiment}/figures/samples_{role}.png", experiment=EXPERIMENTS, role=ROLES),
     default_target: True

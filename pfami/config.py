@@ -172,13 +172,19 @@ def check_experiment(name: str, experiment: dict) -> None:
         check_baseline_settings(experiment["attacks"], model.get("train_timesteps", 1000))
     except ValueError as error:
         raise ConfigError(f"{where}.{error}") from None
+    splits = experiment["splits"]
+    for records in ("members", "holdout"):
+        file_key, folder_key = f"target_{records}_file", f"target_{records}_folder"
+        if file_key in splits and folder_key in splits:
+            raise ConfigError(f"{where}.splits: give either {file_key} or {folder_key}, not both")
     if "pretrained" in model:
         if model["family"] != "ddpm":
             raise ConfigError(f"{where}.model.pretrained: only a ddpm target can be given (family is {model['family']})")
-        missing = [key for key in ("target_members_file", "target_holdout_file") if key not in experiment["splits"]]
+        missing = [f"target_{records}_file (or target_{records}_folder)" for records in ("members", "holdout")
+                   if f"target_{records}_file" not in splits and f"target_{records}_folder" not in splits]
         if missing:
             raise ConfigError(f"{where}.splits: a given target model (model.pretrained) needs {' and '.join(missing)}, "
-                              "index files of the records it was and was not trained on")
+                              "the records it was and was not trained on")
     training = experiment["training"]
     if training.get("warmup_steps", 0) >= training["steps"]:
         raise ConfigError(f"{where}.training.warmup_steps must be below training.steps")

@@ -91,12 +91,13 @@ def _read_image_file(path: Path) -> Image.Image:
         raise DataError(f"{path}: cannot read image ({error}); remove or replace the file") from None
 
 
-def _image_paths(folder: Path) -> list[Path]:
+def _image_paths(folder: Path, key: str = "data.path") -> list[Path]:
+    """``key`` is the config key that named the folder, for error messages."""
     if not folder.is_dir():
-        raise DataError(f"data.path: image folder {folder} does not exist; point data.path at a folder of PNG/JPEG images")
+        raise DataError(f"{key}: image folder {folder} does not exist; point {key} at a folder of PNG/JPEG images")
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
-        raise DataError(f"data.path: image folder {folder} holds no PNG/JPEG images; add images or fix the path")
+        raise DataError(f"{key}: image folder {folder} holds no PNG/JPEG images; add images or fix the path")
     return paths
 
 
@@ -290,29 +291,83 @@ def _remove_stale_caches(cache_dir: Path, stem: str, data_config: dict, key: str
 def to_model_range(images: np.ndarray, indices=None) -> np.ndarray:
     """Float32 [-1, 1] copies of ``images[indices]`` (all when None): uint8 pixels are scaled,
     float images (digits) are already in range and pass through."""
-    selected = images if indices is None else images[np.asarray(indices, dtype=np.int64)]
+    selected = np.asarray(images) if indices is None else images[np.asarray(indices, dtype=np.int64)]
     if selected.dtype == np.uint8:
         return ((selected.astype(np.float32) / 255.0) * 2.0 - 1.0).astype(np.float32)
     return np.asarray(selected, dtype=np.float32)
 
 
-def load_image_folder(folder: str | Path, image_size: int, channels: int, resize: bool = True) -> np.ndarray:
+def image_folder_pixels(folder: str | Path, image_size: int, channels: int, resize: bool = True,
+                        key: str = "data.path") -> np.ndarray:
     """Every PNG/JPEG under ``folder`` (recursive, sorted by path), centre-cropped to a square and resized
-    to ``image_size``, decoded into memory without a cache, as float32 [-1, 1]."""
-    count, decoded = _files_as_records(_image_paths(Path(folder)))
-    return to_model_range(np.stack([preprocess_image(image, name, image_size, channels, resize)
-                                    for name, image in decoded]))
+    to ``image_size``, decoded into memory without a cache, as uint8 [R, C, S, S]. Errors name ``key``
+    (the config key that named the folder) and the folder or file."""
+    count, decoded = _files_as_records(_image_paths(Path(folder), key))
+    try:
+        return np.stack([preprocess_image(image, name, image_size, channels, resize) for name, image in decoded])
+    except DataError as error:
+        raise DataError(f"{key}: {error}") from None
 
 
-def open_images(data_config: dict, cache_dir: str | Path = DEFAULT_CACHE_DIR) -> np.ndarray:
+def load_image_folder(folder: str | Path, image_size: int, channels: int, resize: bool = True) -> np.ndarray:
+    """``image_folder_pixels`` as float32 [-1, 1]."""
+    return to_model_range(image_folder_pixels(folder, image_size, channels, resize))
+
+
+class AppendedImages:
+    """The data set's images followed by an audit's given records, indexed like one array [R, C, S, S]
+    (integer arrays and slices) without copying the data set, which may be a memory-mapped cache
+    larger than memory. ``appended_sets`` maps each split name to the indices its records got."""
+
+    def __init__(self, base: np.ndarray, appended: dict[str, np.ndarray]):
+        self.base = base
+        self.appended = np.concatenate([images.astype(base.dtype, copy=False) for images in appended.values()])
+        self.appended_sets, start = {}, len(base)
+        for name, images in appended.items():
+            self.appended_sets[name] = list(range(start, start + len(images)))
+            start += len(images)
+        self.shape = (start, *base.shape[1:])
+        self.dtype = base.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        indices = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
+        if indices.ndim == 0:
+            return self[indices[None]][0]
+        selected = np.empty((len(indices), *self.shape[1:]), dtype=self.dtype)
+        in_base = indices < len(self.base)
+        selected[in_base] = self.base[indices[in_base]]
+        selected[~in_base] = self.appended[indices[~in_base] - len(self.base)]
+        return selected
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.concatenate([np.asarray(self.base), self.appended]).astype(dtype or self.dtype, copy=False)
+
+
+def open_images(data_config: dict, cache_dir: str | Path = DEFAULT_CACHE_DIR) -> np.ndarray | AppendedImages:
     """The images an experiment's ``data`` config names, [R, C, S, S]: float32 in [-1, 1] for digits, a
-    uint8 memmap of the cache for every other source. Convert the records you need with ``to_model_range``."""
+    uint8 memmap of the cache for every other source. Convert the records you need with ``to_model_range``.
+
+    An audit's image folders (``given_folders``, see ``with_given_folders``) are decoded with the
+    data's preprocessing and appended as records after the data set's own (``AppendedImages``)."""
     source = data_config["source"]
     if source == "digits":
         if data_config.get("channels", 1) != 1:
             raise DataError("data.channels: the digits data set is grey; set data.channels: 1")
-        return load_digits_images(data_config["image_size"])
-    return cached_images(data_config, cache_dir)
+        images = load_digits_images(data_config["image_size"])
+    else:
+        images = cached_images(data_config, cache_dir)
+    given_folders = data_config.get("given_folders") or {}
+    if not given_folders:
+        return images
+    appended = {}
+    for key, folder in given_folders.items():
+        pixels = image_folder_pixels(folder, data_config["image_size"], data_config["channels"],
+                                     data_config.get("resize", True), key=f"splits.{key}")
+        appended[GIVEN_FOLDER_KEYS[key]] = pixels if images.dtype == np.uint8 else to_model_range(pixels)
+    return AppendedImages(images, appended)
 
 
 def load_dataset(data_config: dict, cache_dir: str | Path = DEFAULT_CACHE_DIR) -> np.ndarray:
@@ -389,11 +444,29 @@ def make_splits(record_count: int, sizes: dict, seed: int,
 
 
 GIVEN_SPLIT_KEYS = {"target_members_file": "target_members", "target_holdout_file": "target_holdout"}
+# The alternative to each index file: a folder of images, appended to the data set as extra records.
+GIVEN_FOLDER_KEYS = {"target_members_folder": "target_members", "target_holdout_folder": "target_holdout"}
 
 
-def given_splits(splits_config: dict) -> dict[str, list[int]]:
-    """The record sets an audit fixes by index file (``splits.target_members_file`` / ``target_holdout_file``)."""
-    return {name: read_index_file(splits_config[key]) for key, name in GIVEN_SPLIT_KEYS.items() if key in splits_config}
+def with_given_folders(data_config: dict, splits_config: dict) -> dict:
+    """The ``data`` section every step reads: with an audit's ``splits.*_folder`` keys under
+    ``given_folders``, so that every step appends the same records and the data fingerprint agrees."""
+    folders = {key: splits_config[key] for key in GIVEN_FOLDER_KEYS if key in splits_config}
+    return {**data_config, "given_folders": folders} if folders else dict(data_config)
+
+
+def given_splits(splits_config: dict, images: np.ndarray | AppendedImages) -> dict[str, list[int]]:
+    """The record sets an audit fixes: by index file (``splits.target_members_file`` / ``target_holdout_file``)
+    or by image folder (the indices ``open_images`` gave the folder's records)."""
+    given = {name: read_index_file(splits_config[key]) for key, name in GIVEN_SPLIT_KEYS.items() if key in splits_config}
+    appended_sets = images.appended_sets if isinstance(images, AppendedImages) else {}
+    for key, name in GIVEN_FOLDER_KEYS.items():
+        if key in splits_config:
+            if name not in appended_sets:
+                raise DataError(f"splits.{key}: the data section lacks given_folders.{key}; pass the data section "
+                                "through pfami.data.with_given_folders")
+            given[name] = appended_sets[name]
+    return given
 
 
 def save_splits(path: str | Path, splits: dict[str, list[int]], data_fingerprint: str, record_count: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pfami.attacks import BASELINES, DISPLAY_NAMES, PFAMI_ATTACKS
+from pfami.sampling import sampling_settings
 
 COLUMNS = (("auc", "AUC"), ("asr", "ASR"), ("tpr_at_0.01_fpr", "TPR@1%FPR"), ("tpr_at_0.001_fpr", "TPR@0.1%FPR"))
 
@@ -42,7 +43,21 @@ def comparison_line(attacks: dict[str, dict]) -> str:
     return "PFAMI vs the best baseline (per metric): " + "; ".join(parts) + "."
 
 
-def summary_markdown(metrics_by_experiment: dict[str, dict], descriptions: dict[str, str]) -> str:
+def sampler_line(sampling_section: dict | None) -> str:
+    """What a diffusion experiment varied across samplers, and why its attack scores hold for each of them."""
+    settings = sampling_settings(sampling_section)
+    samplers = ", ".join(f"{sampler.upper()} ({settings['inference_steps'][sampler]} steps)"
+                         for sampler in settings["samplers"])
+    return (f"Samplers varied: {samplers}; the sample grids (`figures/samples_{{role}}.png`) show that each generates "
+            "images. The scores hold for every sampler: the attacks query the noise predictor (the training "
+            "objective), never a sampler, so they are the same whichever sampler generates images.")
+
+
+def summary_markdown(metrics_by_experiment: dict[str, dict], descriptions: dict[str, str],
+                     sampling_by_experiment: dict[str, dict] | None = None) -> str:
+    """The markdown table; ``sampling_by_experiment`` holds the ``sampling`` section (possibly empty) of
+    every diffusion experiment, whose block then says which samplers were varied."""
+    sampling_by_experiment = sampling_by_experiment or {}
     lines = ["# PFAMI reproduction: results", "",
              "Members are the positive class. AUC and TPR at fixed FPR come from the target model's records; "
              "ASR is the accuracy on the target records at a threshold fitted on the shadow model's records "
@@ -64,6 +79,8 @@ def summary_markdown(metrics_by_experiment: dict[str, dict], descriptions: dict[
             lines.append(f"| {DISPLAY_NAMES.get(attack, attack)} | " + " | ".join(cells) +
                          f" | {result['threshold_fpr']:.3f} | {queries['target']} + {queries['reference']} |")
         lines.append("")
+        if experiment in sampling_by_experiment:
+            lines += [sampler_line(sampling_by_experiment[experiment]), ""]
         comparison = comparison_line(metrics["attacks"])
         if comparison:
             lines += [comparison, ""]

@@ -1,18 +1,26 @@
-"""Image generation from a trained diffusion model with the DDPM, DDIM or PNDM sampler.
+"""Image generation from a trained diffusion model with the DDPM, DDIM or PNDM sampler, and from a
+VAE through its N(0, I) prior.
 
 Each sampler is the diffusers scheduler of that name built ``from_config`` of the model's saved
 (training) scheduler config, so it shares its beta schedule; the loop that calls the U-Net is ours
 (``PNDMPipeline`` is deprecated). Samples are a sanity check that a model learnt the data, not an
 input to the attacks.
+
+torch and diffusers are imported inside the functions: the settings (``DEFAULT_SAMPLING``,
+``sampling_settings``) are read by the results table too, which should not load them.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from diffusers import DDIMScheduler, DDPMScheduler, PNDMScheduler
+from typing import TYPE_CHECKING
 
-SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "pndm": PNDMScheduler}
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+# Sampler name -> the diffusers scheduler class that implements it.
+SAMPLERS = {"ddpm": "DDPMScheduler", "ddim": "DDIMScheduler", "pndm": "PNDMScheduler"}
 # A step of the default 16 px U-Net on 16 images took about 0.16 s on a shared CPU core, so DDPM's
 # full 1000-step chain (about 160 s per model) would cost more than training; it runs 100 strided
 # steps instead (``set_timesteps``). DDIM and PNDM need about 50 for a clean image.
@@ -31,16 +39,19 @@ def make_sampler(training_scheduler_config, sampler: str):
     """The scheduler ``sampler`` names, with the training scheduler's betas and timestep count."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampling.samplers: unknown sampler {sampler!r}; choose from {list(SAMPLERS)}")
-    return SAMPLERS[sampler].from_config(training_scheduler_config)
+    import diffusers
+
+    return getattr(diffusers, SAMPLERS[sampler]).from_config(training_scheduler_config)
 
 
-@torch.inference_mode()
 def sample_images(unet, training_scheduler_config, sampler: str, inference_steps: int, count: int, seed: int,
                   device: torch.device) -> np.ndarray:
     """``count`` images [count, C, S, S] in [-1, 1] generated in ``inference_steps`` sampler steps.
 
     The starting noise depends only on ``seed`` (not on the sampler), so the rows of a grid start
     from the same draws; DDIM runs deterministically (eta = 0)."""
+    import torch
+
     scheduler = make_sampler(training_scheduler_config, sampler)
     scheduler.set_timesteps(inference_steps)
     generator = torch.Generator().manual_seed(seed)
@@ -49,8 +60,19 @@ def sample_images(unet, training_scheduler_config, sampler: str, inference_steps
     sample = (torch.randn(shape, generator=generator) * scheduler.init_noise_sigma).to(device)
     # Only the DDPM step adds fresh noise; it draws it from the same seeded generator.
     step_arguments = {"generator": generator} if sampler == "ddpm" else {}
-    for timestep in scheduler.timesteps:
-        model_input = scheduler.scale_model_input(sample, timestep)
-        predicted_noise = unet(model_input, timestep).sample
-        sample = scheduler.step(predicted_noise, timestep, sample, **step_arguments).prev_sample
+    with torch.inference_mode():
+        for timestep in scheduler.timesteps:
+            model_input = scheduler.scale_model_input(sample, timestep)
+            predicted_noise = unet(model_input, timestep).sample
+            sample = scheduler.step(predicted_noise, timestep, sample, **step_arguments).prev_sample
     return sample.clamp(-1.0, 1.0).float().cpu().numpy()
+
+
+def sample_vae_images(vae, count: int, seed: int, device: torch.device) -> np.ndarray:
+    """``count`` images [count, C, S, S] in [-1, 1]: latents drawn from the N(0, I) prior (seeded) and decoded."""
+    import torch
+
+    with torch.inference_mode():
+        latent = torch.randn((count, vae.latent_dim), generator=torch.Generator().manual_seed(seed)).to(device)
+        unit_images = vae.decode(latent)  # the decoder ends in a sigmoid: [0, 1]
+        return (unit_images * 2.0 - 1.0).float().cpu().numpy()

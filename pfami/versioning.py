@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from pfami.attacks.baseline_queries import FAMILY_OF
-from pfami.models import DIFFUSION_FAMILIES
 
 CONFIG_FILE = "config/config.yaml"
 ROLES = ("target", "shadow", "reference")
@@ -115,15 +114,14 @@ def _stage_command(rules: tuple[str, ...], targets: list[str]) -> str:
 def _targets(stage: Stage, experiment: str, settings: dict) -> list[str]:
     """The stage's Snakemake targets: one per attack where a target names ``{attack}``, one per
     baseline family the attacks use where it names ``{family}`` (none: the stage is left out), one
-    per role's sample grid where it names ``{sample_role}`` (diffusion models only)."""
+    per role's sample grid where it names ``{sample_role}`` (every family has one)."""
     attacks = list(settings["attacks"])
     families = sorted({FAMILY_OF[attack] for attack in attacks if attack in FAMILY_OF})
-    sample_roles = ROLES if settings["model"]["family"] in DIFFUSION_FAMILIES else ()
     paths = []
     for target in stage.targets:
         for attack in attacks:
             for family in families if "{family}" in target else [None]:
-                for sample_role in sample_roles if "{sample_role}" in target else [None]:
+                for sample_role in ROLES if "{sample_role}" in target else [None]:
                     paths.append(target.format(attack=attack, family=family, sample_role=sample_role))
     return [f"results/{experiment}/{path}" for path in dict.fromkeys(paths)]
 

@@ -14,7 +14,7 @@ def main(args: argparse.Namespace) -> None:
     for path in args.metrics:
         content = json.loads(Path(path).read_text())
         metrics[content["experiment"]] = content
-    atomic_write_text(args.markdown, summary_markdown(metrics, args.descriptions))
+    atomic_write_text(args.markdown, summary_markdown(metrics, args.descriptions, args.sampling))
     atomic_write_text(args.csv, summary_csv(metrics))
     print(f"summary of {len(metrics)} experiment(s) written to {args.markdown} and {args.csv}")
 
@@ -22,6 +22,8 @@ def main(args: argparse.Namespace) -> None:
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--metrics", nargs="+", required=True, help="metrics.json of each experiment")
 parser.add_argument("--descriptions", type=json_value, default={}, help="{experiment: one-line description}")
+parser.add_argument("--sampling", type=json_value, default={},
+                    help="{diffusion experiment: its sampling section}; their blocks say which samplers were varied")
 parser.add_argument("--markdown", required=True)
 parser.add_argument("--csv", required=True)
 

@@ -1,4 +1,5 @@
-"""Generate images from one diffusion model with each sampler; save them as a grid, a row per sampler."""
+"""Generate images from one model and save them as a grid: a diffusion model, a row per sampler; a VAE,
+one row decoded from latents drawn from its N(0, I) prior."""
 
 import argparse
 
@@ -6,15 +7,23 @@ import torch
 
 from pfami.cli import json_value, run
 from pfami.likelihood import resolve_device
+from pfami.models import folder_family
 from pfami.models.ddpm import load_ddpm
+from pfami.models.vae import load_vae
 from pfami.plots import plot_sample_grid
-from pfami.sampling import sample_images, sampling_settings
+from pfami.sampling import sample_images, sample_vae_images, sampling_settings
 
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     settings = sampling_settings(args.sampling)
+    if folder_family(args.model_dir) == "vae":
+        rows = {"VAE\nN(0, I) prior": sample_vae_images(load_vae(args.model_dir, device), settings["images"],
+                                                         args.seed, device)}
+        plot_sample_grid(rows, args.title, args.output)
+        print(f"{settings['images']} VAE images decoded from prior draws written to {args.output}")
+        return
     unet, scheduler = load_ddpm(args.model_dir, device)
     rows = {}
     for sampler in settings["samplers"]:

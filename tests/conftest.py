@@ -8,15 +8,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = PROJECT / "tests" / "data" / "tiny_config.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 torch.set_num_threads(1)
+
+
+def write_random_images(folder: Path, sizes: list[tuple[int, int]], mode: str = "RGB") -> None:
+    """Random-pixel PNGs image_{index}.png of the given (width, height) sizes in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for index, size in enumerate(sizes):
+        shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(folder / f"image_{index}.png")
 
 
 @contextmanager

@@ -1,16 +1,21 @@
 """Auditing a diffusion model trained elsewhere: given target model and given member / non-member records."""
 
 import json
+import runpy
+import sys
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
-from pfami.data import DataError, make_splits, read_index_file
+from pfami.config import ConfigError, check_config
+from pfami.data import (AppendedImages, DataError, fingerprint, given_splits, image_folder_pixels, load_digits_images,
+                        make_splits, open_images, read_index_file, to_model_range, with_given_folders)
 from pfami.models.ddpm import adopt_pretrained_ddpm, build_scheduler, build_unet, load_ddpm
 from pfami.models.training import CheckpointError, read_loss_curve
-from tests.conftest import TINY_CONFIG, copy_project, run_snakemake
+from tests.conftest import PROJECT, TINY_CONFIG, copy_project, run_snakemake, write_random_images
 
 CPU = torch.device("cpu")
 SIZES = {"members": 20, "holdout": 10}
@@ -21,6 +26,14 @@ def _save_foreign_ddpm(folder, image_size=16, safe=True):
     torch.manual_seed(3)
     build_unet(image_size, 1, [8, 16], 1, []).save_pretrained(folder / "unet", safe_serialization=safe)
     build_scheduler(1000, 1e-4, 0.02).save_pretrained(folder / "scheduler")
+
+
+def _save_as_pngs(images, folder):
+    """Images in [-1, 1] [N, 1, S, S] as grey PNGs, as an auditor's folder of records would hold them."""
+    folder.mkdir(parents=True)
+    for index, image in enumerate(images):
+        pixels = np.round((image[0] + 1.0) / 2.0 * 255.0).astype(np.uint8)
+        Image.fromarray(pixels, "L").save(folder / f"record_{index:03d}.png")
 
 
 def test_given_target_sets_are_kept_and_the_others_drawn_from_the_rest():
@@ -49,6 +62,61 @@ def test_index_files_as_json_or_plain_text(tmp_path):
         read_index_file(tmp_path / "none.txt")
 
 
+def test_appended_images_index_like_one_array_without_copying_the_data():
+    base = np.arange(4, dtype=np.uint8).reshape(4, 1, 1, 1)
+    images = AppendedImages(base, {"target_holdout": np.array([[[[9]]], [[[8]]]], dtype=np.uint8)})
+    whole = np.concatenate([base, [[[[9]]], [[[8]]]]]).astype(np.uint8)
+    assert images.shape == whole.shape and len(images) == 6 and images.appended_sets == {"target_holdout": [4, 5]}
+    assert np.array_equal(images[[5, 0, 4]], whole[[5, 0, 4]]) and np.array_equal(images[3:6], whole[3:6])
+    assert fingerprint(images) == fingerprint(whole) and np.array_equal(to_model_range(images), to_model_range(whole))
+
+
+def test_image_folders_become_the_given_target_sets_after_the_data(tmp_path):
+    write_random_images(tmp_path / "members", [(20, 30), (16, 16), (24, 20)], "RGB")  # resized, made grey
+    splits = {"members": 5, "holdout": 5, "target_members_folder": str(tmp_path / "members"),
+              "target_holdout_file": str(tmp_path / "holdout.txt")}
+    (tmp_path / "holdout.txt").write_text("0 1")
+    data = with_given_folders({"source": "digits", "image_size": 16, "channels": 1}, splits)
+    assert data["given_folders"] == {"target_members_folder": str(tmp_path / "members")}
+    images = open_images(data)
+    assert len(images) == 1797 + 3
+    given = given_splits(splits, images)
+    assert given == {"target_holdout": [0, 1], "target_members": [1797, 1798, 1799]}
+    # the same preprocessing as data.source image_folder; digits are float, so the records are too
+    folder_records = to_model_range(image_folder_pixels(tmp_path / "members", 16, 1))
+    np.testing.assert_array_equal(to_model_range(images, given["target_members"]), folder_records)
+    np.testing.assert_array_equal(to_model_range(images, [0]), load_digits_images(16)[:1])
+
+
+def test_missing_empty_or_unreadable_record_folders_name_the_key(tmp_path, monkeypatch, capsys):
+    data = {"source": "digits", "image_size": 16, "channels": 1}
+    (tmp_path / "empty").mkdir()
+    write_random_images(tmp_path / "broken", [(16, 16)], "L")
+    (tmp_path / "broken" / "bad.png").write_bytes(b"\x89PNG truncated")
+    for folder, problem in (("missing", "does not exist"), ("empty", "holds no PNG/JPEG"), ("broken", "bad.png: cannot read")):
+        splits = {"target_holdout_folder": str(tmp_path / folder)}
+        with pytest.raises(DataError, match=f"^splits.target_holdout_folder: .*{folder}.*{problem}"):
+            open_images(with_given_folders(data, splits))
+    # the step itself (run in this process, as `python scripts/split_dataset.py` would): one line, a
+    # non-zero exit and no split file
+    output = tmp_path / "splits.json"
+    monkeypatch.setattr(sys, "argv", ["split_dataset.py", "--data", json.dumps(with_given_folders(data, splits)),
+                                      "--splits", json.dumps({"members": 5, "holdout": 5, **splits}),
+                                      "--seed", "0", "--output", str(output)])
+    with pytest.raises(SystemExit) as exit_status:
+        runpy.run_path(str(PROJECT / "scripts" / "split_dataset.py"), run_name="__main__")
+    assert exit_status.value.code == 1 and not output.exists() and not list(tmp_path.glob("*.partial*"))
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: splits.target_holdout_folder:") and len(error.splitlines()) == 1
+
+
+def test_a_record_set_given_both_as_file_and_as_folder_is_a_config_error(tmp_path):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["experiments"]["tiny"]["splits"].update(target_members_file="m.txt", target_members_folder="members/")
+    with pytest.raises(ConfigError, match="tiny.splits: give either target_members_file or target_members_folder"):
+        check_config(config, PROJECT / "workflow" / "schemas" / "config.schema.yaml")
+
+
 def test_adopting_a_foreign_model_keeps_its_outputs(tmp_path):
     _save_foreign_ddpm(tmp_path / "foreign")
     adopt_pretrained_ddpm(tmp_path / "foreign", tmp_path / "adopted", 16, 1)
@@ -68,32 +136,55 @@ def test_foreign_models_that_do_not_fit_or_need_pickle_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="takes 1 x 8 px images but the data are 1 x 16 px"):
         adopt_pretrained_ddpm(tmp_path / "small", tmp_path / "out", 16, 1)
     _save_foreign_ddpm(tmp_path / "pickled", safe=False)  # a .bin (pickle) checkpoint: never loaded
-    with pytest.raises(CheckpointError, match="cannot load the model"):
+    with pytest.raises(CheckpointError, match=r"weights are a pickle \(diffusion_pytorch_model.bin\).*only safetensors"):
         adopt_pretrained_ddpm(tmp_path / "pickled", tmp_path / "out", 16, 1)
     assert not (tmp_path / "out").exists()
 
 
+def test_a_full_diffusers_pipeline_folder_is_adopted(tmp_path):
+    from diffusers import DDPMPipeline
+
+    torch.manual_seed(3)
+    unet = build_unet(16, 1, [8, 16], 1, []).eval()
+    DDPMPipeline(unet=unet, scheduler=build_scheduler(1000, 1e-4, 0.02)).save_pretrained(tmp_path / "pipeline")
+    assert (tmp_path / "pipeline" / "model_index.json").exists()
+    adopt_pretrained_ddpm(tmp_path / "pipeline", tmp_path / "adopted", 16, 1)
+    # Compared as loaded: a freshly built module can differ from a loaded one in the last bit on the CPU.
+    original, _ = load_ddpm(tmp_path / "pipeline", CPU)
+    adopted, _ = load_ddpm(tmp_path / "adopted", CPU)
+    x, t = torch.randn(1, 1, 16, 16), torch.tensor([7])
+    with torch.inference_mode():
+        assert torch.equal(original(x, t).sample, adopted(x, t).sample)
+        torch.testing.assert_close(unet(x, t).sample, adopted(x, t).sample)
+
+
 @pytest.mark.workflow
 def test_audit_of_a_given_model_runs_end_to_end(tmp_path):
-    """The test saves a tiny 'foreign' DDPM and its record lists; shadow and reference are trained."""
+    """The test saves a tiny 'foreign' DDPM, its members as an index file into the data and its non-members
+    as a folder of images; shadow and reference are trained on the data."""
     workdir = copy_project(tmp_path / "audit")
     _save_foreign_ddpm(tmp_path / "foreign")
-    members, non_members = list(range(0, 40, 2)), list(range(1, 40, 2))
+    members = list(range(0, 40, 2))
     (tmp_path / "members.json").write_text(json.dumps(members))
-    (tmp_path / "non_members.txt").write_text("\n".join(map(str, non_members)))
+    _save_as_pngs(load_digits_images(16)[1:40:2], tmp_path / "non_members")
+    non_members = list(range(1797, 1797 + 20))  # appended after the data's own records
     config = yaml.safe_load(TINY_CONFIG.read_text())
     audit = config["experiments"]["tiny"]
     audit["model"]["pretrained"] = str(tmp_path / "foreign")
     audit["splits"].update(target_members_file=str(tmp_path / "members.json"),
-                           target_holdout_file=str(tmp_path / "non_members.txt"))
+                           target_holdout_folder=str(tmp_path / "non_members"))
     audit["attacks"] = {"loss": {}, "pfami_met": {}}  # fewer jobs; the attacks have their own tests
     config["experiments"] = {"audit": audit}
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     run_snakemake(workdir, "--cores", "2", "results/audit/metrics.json", "results/audit/figures/training_loss.png")
 
     results = workdir / "results" / "audit"
-    splits = json.loads((results / "splits.json").read_text())["splits"]
-    assert splits["target_members"] == members and splits["target_holdout"] == sorted(non_members)
+    split_file = json.loads((results / "splits.json").read_text())
+    splits = split_file["splits"]
+    assert split_file["record_count"] == 1797 + 20
+    assert splits["target_members"] == members and splits["target_holdout"] == non_members
+    drawn = [index for name, indices in splits.items() if not name.startswith("target") for index in indices]
+    assert max(drawn) < 1797, "shadow and reference records come from the data, not the given folder"
     # Compared with the folder as loaded: a freshly built module can differ in the last bit on the CPU.
     foreign, _ = load_ddpm(tmp_path / "foreign", CPU)
     target, _ = load_ddpm(results / "models" / "target", CPU)
@@ -102,7 +193,7 @@ def test_audit_of_a_given_model_runs_end_to_end(tmp_path):
         assert torch.equal(foreign(x, t).sample, target(x, t).sample)
     assert len(read_loss_curve(results / "models" / "shadow")) == audit["training"]["steps"]
     with np.load(results / "losses" / "target-on-target.npz") as tensor:
-        assert tensor["record_ids"].tolist() == members + sorted(non_members)
+        assert tensor["record_ids"].tolist() == members + non_members
     metrics = json.loads((results / "metrics.json").read_text())
     assert metrics["records"]["target_members"] == 20 and metrics["records"]["target_non_members"] == 20
     assert 0 <= metrics["attacks"]["pfami_met"]["auc"] <= 1

@@ -2,10 +2,10 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from pfami.data import (DataError, SPLIT_NAMES, fingerprint, load_dataset, load_digits_images, load_image_folder,
                         load_splits, make_splits, records_of, save_splits)
+from tests.conftest import write_random_images
 
 SIZES = {"members": 30, "holdout": 20}
 
@@ -51,16 +51,8 @@ def test_digits_are_upsampled_and_scaled():
     assert images.min() == -1.0 and 0.99 < images.max() <= 1.0
 
 
-def _write_images(folder, sizes, mode="RGB"):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for index, size in enumerate(sizes):
-        shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
-        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(folder / f"image_{index}.png")
-
-
 def test_image_folder_grey_and_rgb_resized_to_square(tmp_path):
-    _write_images(tmp_path / "rgb" / "nested", [(20, 30), (24, 24)], "RGB")
+    write_random_images(tmp_path / "rgb" / "nested", [(20, 30), (24, 24)], "RGB")
     rgb = load_image_folder(tmp_path / "rgb", image_size=16, channels=3)
     assert rgb.shape == (2, 3, 16, 16) and -1 <= rgb.min() and rgb.max() <= 1
     grey = load_image_folder(tmp_path / "rgb", image_size=8, channels=1)
@@ -73,11 +65,11 @@ def test_image_folder_errors_name_the_problem(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="holds no PNG/JPEG"):
         load_image_folder(tmp_path / "empty", 16, 3)
-    _write_images(tmp_path / "broken", [(16, 16)])
+    write_random_images(tmp_path / "broken", [(16, 16)])
     (tmp_path / "broken" / "bad.png").write_bytes(b"not an image")
     with pytest.raises(DataError, match="bad.png: cannot read image"):
         load_image_folder(tmp_path / "broken", 16, 3)
-    _write_images(tmp_path / "mixed", [(16, 16), (20, 20)])
+    write_random_images(tmp_path / "mixed", [(16, 16), (20, 20)])
     with pytest.raises(DataError, match="image_1.png: image is 20x20 .* data.resize is false"):
         load_image_folder(tmp_path / "mixed", 16, 3, resize=False)
 

@@ -1,6 +1,6 @@
 """The summary's PFAMI-vs-best-baseline line, on hand-made metrics."""
 
-from pfami.report import comparison_line, intervals_overlap, summary_markdown
+from pfami.report import comparison_line, intervals_overlap, sampler_line, summary_markdown
 
 
 def result(auc, auc_ci, asr=0.5, asr_ci=(0.45, 0.55), tpr=0.0, tpr_ci=(0.0, 0.02)):
@@ -45,3 +45,15 @@ def test_summary_has_a_row_per_attack_and_the_comparison():
     markdown = summary_markdown({"exp": metrics}, {"exp": "a test"})
     assert "| PIA | 0.650 [0.610, 0.690]" in markdown and "| Loss |" in markdown
     assert comparison_line(ATTACKS) in markdown.splitlines()
+
+
+def test_a_diffusion_block_says_which_samplers_were_varied_and_why_the_scores_hold():
+    metrics = {"records": {"target_members": 10, "target_non_members": 10},
+               "records_with_clamped_loss": {"target": 0, "shadow": 0}, "attacks": ATTACKS}
+    line = sampler_line({"samplers": ["ddim", "pndm"], "inference_steps": {"ddim": 7}})
+    assert line.startswith("Samplers varied: DDIM (7 steps), PNDM (50 steps);")  # PNDM's steps: the default
+    assert "DDPM" not in line and "query the noise predictor" in line
+    assert sampler_line({}).startswith("Samplers varied: DDPM (100 steps), DDIM (50 steps), PNDM (50 steps);")
+    markdown = summary_markdown({"ddpm": metrics, "vae": metrics}, {}, {"ddpm": {}})
+    diffusion_block, vae_block = markdown.split("## vae")
+    assert sampler_line({}) in diffusion_block.splitlines() and "Samplers varied" not in vae_block

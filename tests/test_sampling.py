@@ -4,7 +4,8 @@ import torch
 
 from pfami.models.ddpm import build_scheduler, build_unet
 from pfami.plots import plot_sample_grid
-from pfami.sampling import SAMPLERS, make_sampler, sample_images, sampling_settings
+from pfami.models.vae import build_vae
+from pfami.sampling import SAMPLERS, make_sampler, sample_images, sample_vae_images, sampling_settings
 
 CPU = torch.device("cpu")
 
@@ -46,3 +47,15 @@ def test_sample_grid_is_a_png(tmp_path):
     rows = {"DDPM": np.zeros((3, 1, 8, 8)), "DDIM": np.ones((3, 1, 8, 8))}
     plot_sample_grid(rows, "grid", tmp_path / "grid.png")
     assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_vae_samples_are_decoded_prior_draws_reproducible_by_seed():
+    torch.manual_seed(0)
+    vae = build_vae(8, 1, {"block_out_channels": [4, 8], "latent_dim": 3}).eval()
+    first = sample_vae_images(vae, 5, seed=1, device=CPU)
+    latent = torch.randn((5, 3), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        np.testing.assert_allclose(first, vae.decode(latent).numpy() * 2 - 1, atol=1e-6)
+    assert first.shape == (5, 1, 8, 8) and np.abs(first).max() <= 1
+    np.testing.assert_array_equal(first, sample_vae_images(vae, 5, 1, CPU))
+    assert not np.array_equal(first, sample_vae_images(vae, 5, 2, CPU))

@@ -58,6 +58,8 @@ def test_every_artefact_is_there(tiny_run):
     summary = (tiny_run / "results" / "summary.md").read_text()
     assert "## tiny" in summary and "| PFAMI_NNs |" in summary and "| Loss |" in summary and "| SecMI_NNs |" in summary
     assert "PFAMI vs the best baseline (per metric): AUC" in summary
+    # the tiny config's sampling section sets 4 steps per sampler
+    assert "Samplers varied: DDPM (4 steps), DDIM (4 steps), PNDM (4 steps)" in summary.split("## tiny_vae")[0]
     attack_rows = sum(len(settings["attacks"]) for settings in yaml.safe_load(TINY_CONFIG.read_text())["experiments"].values())
     assert len((tiny_run / "results" / "summary.csv").read_text().splitlines()) == 1 + attack_rows
     for role in ROLES:  # one grid per diffusion model, a row per sampler
@@ -84,9 +86,11 @@ def test_vae_experiment_runs_through_the_same_dag(tiny_run):
     assert all(0 <= result["auc"] <= 1 for result in metrics["attacks"].values())
     for figure in ("roc", "fluctuation", "score_distributions", "training_loss"):
         assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
-    assert not list((results / "figures").glob("samples_*")), "a VAE has no diffusion samplers"
+    for role in ROLES:  # one row of images decoded from prior draws per model
+        assert (results / "figures" / f"samples_{role}.png").read_bytes()[:4] == b"\x89PNG"
     summary = (tiny_run / "results" / "summary.md").read_text()
     assert "## tiny_vae" in summary and "VAE (conv 4x8, latent 4" in summary
+    assert "Samplers varied" not in summary.split("## tiny_vae")[1], "a VAE has no samplers to vary"
 
 
 def test_model_of_the_wrong_family_fails_estimation_with_one_line(tiny_run, tmp_path):

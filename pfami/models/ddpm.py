@@ -100,6 +100,10 @@ def save_ddpm(output_dir: str | Path, unet: UNet2DModel, scheduler: DDPMSchedule
         write_training_record(folder, "ddpm", loss_curve, settings)
 
 
+# Weight files torch writes with pickle; loading one could run code, so they are never loaded.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
 def load_ddpm(model_dir: str | Path, device: torch.device) -> tuple[UNet2DModel, DDPMScheduler]:
     """Load a DDPM folder (ours, or a diffusers pipeline folder with ``unet/`` and ``scheduler/``)."""
     model_dir = Path(model_dir)
@@ -109,6 +113,10 @@ def load_ddpm(model_dir: str | Path, device: torch.device) -> tuple[UNet2DModel,
         raise CheckpointError(
             f"{model_dir}: not a DDPM folder (needs unet/config.json and scheduler/scheduler_config.json); "
             "retrain the model or point the config at a diffusers model folder")
+    pickled = sorted(path.name for path in unet_dir.iterdir() if path.suffix in PICKLE_SUFFIXES)
+    if pickled and not any(unet_dir.glob("*.safetensors")):
+        raise CheckpointError(f"{unet_dir}: the weights are a pickle ({pickled[0]}), which can run code when loaded; "
+                              "only safetensors are loaded: re-save the model with save_pretrained(safe_serialization=True)")
     try:
         unet = UNet2DModel.from_pretrained(unet_dir, use_safetensors=True).to(device)
         scheduler = DDPMScheduler.from_pretrained(scheduler_dir)

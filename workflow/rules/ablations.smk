@@ -44,7 +44,7 @@ rule train_snapshots:
     output:
         directory("results/{experiment}/snapshots/{role}"),
     params:
-        data=section("data"),
+        data=data_section,
         model=section("model"),
         training=section("training"),
         seed=lambda w: experiment(w)["seed"],
@@ -73,7 +73,7 @@ rule estimate_snapshot_losses:
     output:
         "results/{experiment}/ablations/losses/target_step_{step}-on-target.npz",
     params:
-        data=section("data"),
+        data=data_section,
         attacked=lambda w: json.dumps(ablations_of(w)["records_per_part"]),
         estimation=section("estimation"),
         perturbation=section("perturbation"),

@@ -5,7 +5,7 @@ rule estimate_losses:
     output:
         "results/{experiment}/losses/{model}-on-{records}.npz",
     params:
-        data=section("data"),
+        data=data_section,
         attacked=lambda w: json.dumps(experiment(w)["splits"].get("attacked_per_part")),
         estimation=section("estimation"),
         perturbation=section("perturbation"),

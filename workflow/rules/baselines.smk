@@ -14,7 +14,7 @@ rule estimate_baselines:
     wildcard_constraints:
         family="secmi|pia",
     params:
-        data=section("data"),
+        data=data_section,
         attacked=lambda w: json.dumps(experiment(w)["splits"].get("attacked_per_part")),
         settings=lambda w: json.dumps(family_settings(w.family, experiment(w)["attacks"])),
         batch_size=lambda w: experiment(w)["estimation"]["batch_size"],

@@ -8,7 +8,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from pfami.config import ConfigError, check_config, describe_experiment
-from pfami.data import GIVEN_SPLIT_KEYS
+from pfami.data import GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, with_given_folders
 
 try:
     check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -21,14 +21,14 @@ EXPERIMENTS = list(config["experiments"])
 ROLES = ["target", "shadow", "reference"]
 ATTACKED_ROLES = ["target", "shadow"]
 FIGURES = ["roc", "fluctuation", "score_distributions", "training_loss"]
+# Experiments whose models sample with the DDPM / DDIM / PNDM schedulers: their results block says so.
+DIFFUSION_EXPERIMENTS = [name for name in EXPERIMENTS if config["experiments"][name]["model"]["family"] == "ddpm"]
 # Jobs call `python`: make that the interpreter Snakemake runs under, so the rules work
 # without an activated environment (jobs inherit this PATH, on SLURM too).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 # The software of every rule, for `--software-deployment-method conda`; the supported way is
 # the pinned virtual environment the Makefile builds.
 SOFTWARE_ENV = "../envs/pfami.yaml"
-# Experiments whose models can generate images with the DDPM / DDIM / PNDM samplers.
-DIFFUSION_EXPERIMENTS = [name for name in EXPERIMENTS if config["experiments"][name]["model"]["family"] == "ddpm"]
 
 
 def experiment(wildcards):
@@ -38,6 +38,18 @@ def experiment(wildcards):
 def section(name):
     """The named config section of a job's experiment, as JSON (for params)."""
     return lambda wildcards: json.dumps(experiment(wildcards)[name])
+
+
+def data_section(wildcards):
+    """The data section as JSON (for params), with an audit's given image folders, whose records every
+    step appends to the data set."""
+    return json.dumps(with_given_folders(experiment(wildcards)["data"], experiment(wildcards)["splits"]))
+
+
+def given_record_inputs(wildcards):
+    """An audit's given index files and image folders of the target model's records."""
+    splits = experiment(wildcards)["splits"]
+    return [splits[key] for key in [*GIVEN_SPLIT_KEYS, *GIVEN_FOLDER_KEYS] if key in splits]
 
 
 def attacks_of(wildcards):

@@ -1,11 +1,11 @@
 rule split_dataset:
     input:
-        # An audit's given member / non-member index files of the target model.
-        given=lambda w: [experiment(w)["splits"][key] for key in GIVEN_SPLIT_KEYS if key in experiment(w)["splits"]],
+        # An audit's given member / non-member index files or image folders of the target model.
+        given=given_record_inputs,
     output:
         "results/{experiment}/splits.json",
     params:
-        data=section("data"),
+        data=data_section,
         splits=section("splits"),
         seed=lambda w: experiment(w)["seed"],
     conda:

@@ -41,6 +41,7 @@ rule make_summary:
         csv="results/summary.csv",
     params:
         descriptions=json.dumps({name: describe_experiment(config["experiments"][name]) for name in EXPERIMENTS}),
+        sampling=json.dumps({name: config["experiments"][name].get("sampling", {}) for name in DIFFUSION_EXPERIMENTS}),
     conda:
         SOFTWARE_ENV
     # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
@@ -49,4 +50,5 @@ rule make_summary:
         "results/logs/make_summary.log",
     shell:
         "python scripts/make_summary.py --metrics {input} --descriptions {params.descriptions:q} "
+        "--sampling {params.sampling:q} "
         "--markdown {output.markdown} --csv {output.csv} > {log} 2>&1"

@@ -8,7 +8,7 @@ rule train_model:
     output:
         directory("results/{experiment}/models/{role}"),
     params:
-        data=section("data"),
+        data=data_section,
         model=section("model"),
         training=section("training"),
         seed=lambda w: experiment(w)["seed"],
