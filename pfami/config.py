@@ -73,6 +73,18 @@ def secmi_timesteps(t_sec: int = 100, k: int = 10) -> tuple[list[int], int, int]
     return grid, grid[-1], int(t_sec)
 
 
+def secmi_queries(t_sec: int = 100, k: int = 10) -> dict[str, int]:
+    """``t_sec / k - 1`` inversion steps to ``t_sec - k``, plus one step up and one down:
+    ``t_sec / k + 1`` calls per record on the target (11 for the defaults)."""
+    grid, _, _ = secmi_timesteps(t_sec, k)
+    return {"target": (len(grid) - 1) + 2, "reference": 0}
+
+
+def pia_queries() -> dict[str, int]:
+    """Two calls per record on the target: eps(x_0, 0) and eps(x_t, t). PIAN spends the same."""
+    return {"target": 2, "reference": 0}
+
+
 # --- ablations --------------------------------------------------------------------------
 
 

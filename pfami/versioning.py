@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pfami.attacks.baseline_queries import FAMILY_OF
+from pfami.config import FAMILY_OF
 
 CONFIG_FILE = "config/config.yaml"
 ROLES = ("target", "shadow", "reference")

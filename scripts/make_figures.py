@@ -10,7 +10,7 @@ from pfami.attacks import BASELINES, DISPLAY_NAMES
 from pfami.cli import run
 from pfami.io import load_arrays, read_scores
 from pfami.models import folder_family
-from pfami.models.training import read_loss_curve
+from pfami.models.folders import read_loss_curve
 from pfami.plots import plot_fluctuation_matrices, plot_loss_curves, plot_roc, plot_score_distributions
 
 

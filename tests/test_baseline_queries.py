@@ -10,15 +10,9 @@ import torch
 import yaml
 
 from pfami.attacks import ATTACKS, DISPLAY_NAMES, queries_per_record, score_attack
-from pfami.attacks.baseline_queries import (
-    FAMILY_OF,
-    CountingPredictor,
-    check_baseline_settings,
-    family_settings,
-    query_family,
-)
+from pfami.attacks.baseline_queries import CountingPredictor, query_family
 from pfami.attacks.baselines import pia_attack, pian_attack, secmi_attack
-from pfami.config import ConfigError, check_config
+from pfami.config import FAMILY_OF, ConfigError, check_baseline_settings, check_config, family_settings
 
 PROJECT = Path(__file__).resolve().parents[1]
 ATTACK_SETTINGS = {"pfami_nns": {"epochs": 3, "learning_rate": 0.01},

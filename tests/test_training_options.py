@@ -1,7 +1,6 @@
 """Paper-scale training options: EMA weights (saved as the model, resumable) and mixed precision."""
 
 import numpy as np
-import pytest
 import torch
 
 from pfami.models.ddpm import build_unet, load_ddpm, train_ddpm

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pfami.attacks import ATTACKS
-from pfami.attacks.baseline_queries import FAMILIES, FAMILY_OF
+from pfami.config import FAMILIES, FAMILY_OF
 import yaml
 
 from tests.conftest import PROJECT, TINY_CONFIG, copy_project, run_snakemake

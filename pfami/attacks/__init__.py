@@ -2,16 +2,17 @@
 
 ``score_attack`` is the one entry point; every attack returns (shadow scores, target scores),
 higher = member. ``queries_per_record`` says what each costs in network evaluations.
+
+The names and costs here are torch-free, and ``score_attack`` imports the attack modules when it
+is called: evaluation, figures and the summary read this package, and would otherwise spend
+seconds importing torch in every job.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from pfami.attacks.baseline_queries import FAMILY_OF, baseline_queries_per_record
-from pfami.attacks.baselines import calibrated_loss_attack, loss_attack
-from pfami.attacks.classifier import cross_fitted_scores
-from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
+from pfami.config import FAMILY_OF, pia_queries, secmi_queries
 
 ATTACKS = ("loss", "calibrated_loss", "pfami_met", "pfami_met_single", "pfami_nns",
            "secmi_stat", "secmi_nns", "pia", "pian")
@@ -28,6 +29,10 @@ def score_attack(attack: str, settings: dict, shadow: dict[str, np.ndarray], tar
                  seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``shadow`` / ``target``: the arrays of a fluctuation file (H, the loss tensors, labels), or
     for SecMI / PIA attacks those of the family's query file (``pfami.attacks.baseline_queries``)."""
+    from pfami.attacks.baselines import calibrated_loss_attack, loss_attack
+    from pfami.attacks.classifier import cross_fitted_scores
+    from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
+
     if attack == "loss":
         return loss_attack(shadow["attacked_model_losses"]), loss_attack(target["attacked_model_losses"])
     if attack == "calibrated_loss":
@@ -54,8 +59,13 @@ def queries_per_record(attack: str, timestep_count: int, strength_count: int,
     """Network evaluations per attacked record on the target and the reference model.
 
     ``settings``: the attack's config section (SecMI's cost depends on its t_sec and k)."""
-    if attack in FAMILY_OF:
-        return baseline_queries_per_record(attack, settings or {})
+    if FAMILY_OF.get(attack) == "secmi":
+        settings = settings or {}
+        if not {"t_sec", "k"} <= settings.keys():
+            raise ValueError(f"{attack}: its cost needs the attack's t_sec and k (pass the attacks config section)")
+        return secmi_queries(settings["t_sec"], settings["k"])
+    if FAMILY_OF.get(attack) == "pia":
+        return pia_queries()
     full = timestep_count * (strength_count + 1)
     return {"loss": {"target": timestep_count, "reference": 0},
             "calibrated_loss": {"target": timestep_count, "reference": timestep_count},

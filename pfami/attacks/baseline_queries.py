@@ -18,9 +18,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pfami.attacks.baselines import EpsModel, pia_attack, pia_queries, pian_attack, secmi_attack, secmi_queries
-# The attacks' settings and their checks are torch-free (the workflow reads them at start-up).
-from pfami.config import FAMILIES, FAMILY_OF, check_baseline_settings, family_settings  # noqa: F401
+from pfami.attacks.baselines import EpsModel, pia_attack, pian_attack, secmi_attack
+# The attacks' settings, checks and costs are torch-free, in pfami.config (the workflow reads them at start-up).
+from pfami.config import FAMILIES
+
 
 class CountingPredictor:
     """Wraps a noise predictor and counts the network inputs it has evaluated."""
@@ -65,14 +66,3 @@ def query_family(family: str, settings: dict[str, dict], eps_model: EpsModel, im
     else:
         raise ValueError(f"unknown baseline family {family!r}; choose from {list(FAMILIES)}")
     return arrays
-
-
-def baseline_queries_per_record(attack: str, settings: dict) -> dict[str, int]:
-    """Network evaluations per attacked record on the target and the reference model."""
-    if FAMILY_OF.get(attack) == "secmi":
-        if not {"t_sec", "k"} <= settings.keys():
-            raise ValueError(f"{attack}: its cost needs the attack's t_sec and k (pass the attacks config section)")
-        return secmi_queries(settings["t_sec"], settings["k"])
-    if FAMILY_OF.get(attack) == "pia":
-        return pia_queries()
-    raise ValueError(f"{attack!r} is not a SecMI or PIA attack")

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pfami.config import secmi_timesteps
+# Torch-free, with the baselines' settings (re-exported here).
+from pfami.config import pia_queries, secmi_queries, secmi_timesteps  # noqa: F401
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -163,13 +164,6 @@ class SecMIResult:
     error_images: np.ndarray
 
 
-def secmi_queries(t_sec: int = 100, k: int = 10) -> dict[str, int]:
-    """``t_sec / k - 1`` inversion steps to ``t_sec - k``, plus one step up and one down:
-    ``t_sec / k + 1`` calls per record on the target (11 for the defaults)."""
-    grid, _, _ = secmi_timesteps(t_sec, k)
-    return {"target": (len(grid) - 1) + 2, "reference": 0}
-
-
 def secmi_attack(
     eps_model: EpsModel,
     images: torch.Tensor,
@@ -230,11 +224,6 @@ def _gaussianise(eps: torch.Tensor, how: str) -> torch.Tensor:
         std = eps.std(dim=dims, keepdim=True, correction=0)
         return (eps - mean) / std.clamp_min(torch.finfo(eps.dtype).tiny)
     raise ValueError(f"unknown PIAN normalisation {how!r}; choose 'mean_abs' or 'standardise'")
-
-
-def pia_queries() -> dict[str, int]:
-    """Two calls per record on the target: eps(x_0, 0) and eps(x_t, t). PIAN spends the same."""
-    return {"target": 2, "reference": 0}
 
 
 def pia_attack(

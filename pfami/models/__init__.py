@@ -7,13 +7,13 @@ Every family trains resumably through ``pfami.models.training`` and saves a fold
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from pfami.models.folders import CheckpointError, model_family
 
-from pfami.models.ddpm import train_ddpm
-from pfami.models.training import CheckpointError, model_family
-from pfami.models.vae import train_vae
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 FAMILIES = ("ddpm", "vae")
 DIFFUSION_FAMILIES = ("ddpm",)
@@ -22,6 +22,11 @@ DIFFUSION_FAMILIES = ("ddpm",)
 def train_model(images: np.ndarray, model_config: dict, training: dict, seed: int, output_dir: str | Path,
                 state_path: str | Path, device: torch.device) -> list[float]:
     """Train the family ``model_config['family']`` names; returns the per-step loss curve."""
+    # Imported here, not at the top: the light steps that only read a folder's family (figures,
+    # the loss table) would otherwise spend seconds importing torch and diffusers.
+    from pfami.models.ddpm import train_ddpm
+    from pfami.models.vae import train_vae
+
     trainers = {"ddpm": train_ddpm, "vae": train_vae}
     family = model_config["family"]
     if family not in trainers:
