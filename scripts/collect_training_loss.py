@@ -5,7 +5,7 @@ from pathlib import Path
 
 from pfami.cli import run
 from pfami.io import atomic_write_text
-from pfami.models.ddpm import read_loss_curve
+from pfami.models.training import read_loss_curve
 from pfami.versioning import loss_curves_csv
 
 

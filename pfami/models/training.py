@@ -34,6 +34,12 @@ class CheckpointError(ValueError):
     """A model folder that is missing, truncated or of another model family."""
 
 
+def unloadable(model_dir: str | Path, error: Exception) -> CheckpointError:
+    """The one-line error for a model folder whose files exist but cannot be loaded (truncated, corrupt)."""
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return CheckpointError(f"{model_dir}: cannot load the model ({first_line}); retrain it or restore the folder")
+
+
 def settings_digest(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
