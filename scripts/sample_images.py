@@ -6,7 +6,9 @@ import torch
 
 from pfami.cli import json_value, run
 from pfami.likelihood import resolve_device
+from pfami.models import folder_family
 from pfami.models.ddpm import load_ddpm
+from pfami.models.ldm import latent_decoder, load_ldm
 from pfami.plots import plot_sample_grid
 from pfami.sampling import sample_images, sampling_settings
 
@@ -15,12 +17,17 @@ def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     settings = sampling_settings(args.sampling)
-    unet, scheduler = load_ddpm(args.model_dir, device)
+    decoder = None
+    if folder_family(args.model_dir) == "ldm":
+        unet, scheduler, autoencoder = load_ldm(args.model_dir, device)
+        decoder = latent_decoder(autoencoder)  # sample latents, then decode them
+    else:
+        unet, scheduler = load_ddpm(args.model_dir, device)
     rows = {}
     for sampler in settings["samplers"]:
         steps = settings["inference_steps"][sampler]
         rows[f"{sampler.upper()}\n{steps} steps"] = sample_images(unet, scheduler.config, sampler, steps,
-                                                                 settings["images"], args.seed, device)
+                                                                 settings["images"], args.seed, device, decoder)
     plot_sample_grid(rows, args.title, args.output)
     print(f"{len(rows)} samplers x {settings['images']} images written to {args.output}")
 

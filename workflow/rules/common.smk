@@ -9,6 +9,7 @@ from snakemake.utils import validate
 
 from pfami.config import ConfigError, check_config, describe_experiment
 from pfami.data import GIVEN_SPLIT_KEYS
+from pfami.models import DIFFUSION_FAMILIES
 
 try:
     check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -28,7 +29,7 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PAT
 # the pinned virtual environment the Makefile builds.
 SOFTWARE_ENV = "../envs/pfami.yaml"
 # Experiments whose models can generate images with the DDPM / DDIM / PNDM samplers.
-DIFFUSION_EXPERIMENTS = [name for name in EXPERIMENTS if config["experiments"][name]["model"]["family"] == "ddpm"]
+DIFFUSION_EXPERIMENTS = [name for name in EXPERIMENTS if config["experiments"][name]["model"]["family"] in DIFFUSION_FAMILIES]
 
 
 def experiment(wildcards):
