@@ -3,18 +3,18 @@
 
 Every family trains resumably through ``pfami.models.training`` and saves a folder whose
 ``training.json`` names the family, so later steps can dispatch on it and refuse a mismatch.
-The family modules are imported where they are used: the Snakefile imports this package for the
-family names, and importing diffusers would slow every Snakemake start-up.
+Torch-free at import, like ``pfami.config``: the Snakefile imports this package for the family
+names, so the family modules (torch, diffusers) are imported where they are used.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from pfami.models.training import CheckpointError, model_family
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 FAMILIES = ("ddpm", "vae", "ldm")
 # Families whose models predict noise, so they can be sampled with the DDPM / DDIM / PNDM schedulers.
@@ -45,6 +45,8 @@ def folder_family(model_dir: str | Path, expected: str | None = None) -> str:
     """The family of a model folder (``training.json``; a diffusers folder without one is a DDPM).
 
     With ``expected``, a folder of another family is refused with a one-line ``CheckpointError``."""
+    from pfami.models.training import CheckpointError, model_family
+
     family = model_family(model_dir) or "ddpm"
     if expected is not None and family != expected:
         raise CheckpointError(f"{model_dir}: holds a {family} model but the experiment's model.family is {expected}; "
