@@ -48,6 +48,7 @@ def test_each_role_trains_its_own_unet_on_the_latents_of_the_shared_autoencoder(
     assert record["family"] == "ldm" and folder_family(folder / "target") == "ldm"
     unet, scheduler, autoencoder = load_ldm(folder / "target", CPU)
     assert unet.config.in_channels == 2 and unet.config.sample_size == 4  # the latent, not the image
+    assert scheduler.config.clip_sample is False  # latents are not in [-1, 1]
     # the folder holds a byte copy of the shared autoencoder, so it stays usable on its own
     for name in ("config.json", "diffusion_pytorch_model.safetensors"):
         assert (folder / "target" / "autoencoder" / name).read_bytes() == \

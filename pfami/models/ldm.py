@@ -144,8 +144,11 @@ def train_ldm(images: np.ndarray, model_config: dict, training: dict, seed: int,
 
     def save_ldm(folder_path: Path, unet: UNet2DModel, scheduler: DDPMScheduler, loss_curve: list[float],
                  settings: dict) -> None:
+        # The DDPM default clips the predicted clean sample to [-1, 1] when sampling: a pixel-range
+        # prior that would truncate unit-variance latents, so an LDM's scheduler does not clip.
+        latent_scheduler = DDPMScheduler.from_config(scheduler.config, clip_sample=False)
         with atomic_directory(folder_path) as folder:
-            save_diffusion_parts(folder, unet, scheduler)
+            save_diffusion_parts(folder, unet, latent_scheduler)
             shutil.copytree(autoencoder_dir / AUTOENCODER_FOLDER, folder / AUTOENCODER_FOLDER)
             write_training_record(folder, "ldm", loss_curve, settings)
 
