@@ -150,9 +150,19 @@ def _check_diffusion(where: str, model: dict, estimation: dict, image_size: int)
     bad_levels = [level for level in model.get("attention_levels", []) if level >= levels]
     if bad_levels:
         raise ConfigError(f"{where}.model.attention_levels: {bad_levels} but the U-Net has {levels} levels (0..{levels - 1})")
-    if image_size % 2 ** (levels - 1):
-        raise ConfigError(f"{where}.data.image_size: {image_size} is not divisible by 2^{levels - 1} "
-                          f"(the U-Net halves it {levels - 1} times); pick a multiple of {2 ** (levels - 1)}")
+    unet_input_size, size_key = image_size, "data.image_size"
+    if model["family"] == "ldm":
+        autoencoder_halvings = len(model["autoencoder"]["block_out_channels"]) - 1
+        if image_size % 2 ** autoencoder_halvings:
+            raise ConfigError(f"{where}.data.image_size: {image_size} is not divisible by 2^{autoencoder_halvings} (the "
+                              f"autoencoder halves it {autoencoder_halvings} times); pick a multiple of "
+                              f"{2 ** autoencoder_halvings}")
+        # The latent U-Net works on the autoencoder's latent, not on the image.
+        unet_input_size, size_key = image_size // 2 ** autoencoder_halvings, "model.autoencoder.block_out_channels"
+    if unet_input_size % 2 ** (levels - 1):
+        raise ConfigError(f"{where}.{size_key}: the U-Net's input side {unet_input_size} is not divisible by "
+                          f"2^{levels - 1} (the U-Net halves it {levels - 1} times); pick a multiple of "
+                          f"{2 ** (levels - 1)}")
 
 
 def check_experiment(name: str, experiment: dict) -> None:
@@ -178,8 +188,10 @@ def check_experiment(name: str, experiment: dict) -> None:
                               f"strengths (indices 0..{strength_count - 1})")
     baselines = [attack for attack in experiment["attacks"] if attack in FAMILY_OF]
     if baselines and model["family"] != "ddpm":
-        raise ConfigError(f"{where}.attacks: {', '.join(baselines)} query a diffusion model's noise prediction and do "
-                          f"not apply to model.family {model['family']}; remove them")
+        # For an LDM they would have to run in latent space; they are implemented for pixel-space DDPMs only.
+        raise ConfigError(f"{where}.attacks: {', '.join(baselines)} query a pixel-space diffusion model's noise "
+                          f"prediction (model.family ddpm) and are not implemented for model.family {model['family']}; "
+                          "remove them")
     try:
         check_baseline_settings(experiment["attacks"], model.get("train_timesteps", 1000))
     except ValueError as error:
@@ -189,6 +201,9 @@ def check_experiment(name: str, experiment: dict) -> None:
         file_key, folder_key = f"target_{records}_file", f"target_{records}_folder"
         if file_key in splits and folder_key in splits:
             raise ConfigError(f"{where}.splits: give either {file_key} or {folder_key}, not both")
+    if model["family"] == "ldm" and "ablations" in experiment:
+        raise ConfigError(f"{where}.ablations: the ablation studies retrain and re-estimate DDPMs and VAEs only; "
+                          "remove the section for model.family ldm")
     if "pretrained" in model:
         if model["family"] != "ddpm":
             raise ConfigError(f"{where}.model.pretrained: only a ddpm target can be given (family is {model['family']})")
@@ -224,6 +239,13 @@ def describe_experiment(experiment: dict) -> str:
     if model["family"] == "vae":
         network = f"VAE (conv {channels}, latent {model['latent_dim']}, {training['steps']} steps)"
         proxy = f"{experiment['estimation']['elbo_draws']} ELBO draws"
+    elif model["family"] == "ldm":
+        autoencoder = model["autoencoder"]
+        latent_size = data["image_size"] // 2 ** (len(autoencoder["block_out_channels"]) - 1)
+        network = (f"LDM (shared {'x'.join(map(str, autoencoder['block_out_channels']))} AutoencoderKL to a "
+                   f"{autoencoder['latent_channels']} x {latent_size} x {latent_size} latent, {channels} latent U-Net, "
+                   f"{training['steps']} steps)")
+        proxy = f"{len(experiment['estimation']['timesteps'])} timesteps in latent space"
     else:
         network = f"{model['family'].upper()} ({channels} U-Net, {training['steps']} steps)"
         proxy = f"{len(experiment['estimation']['timesteps'])} timesteps"

@@ -488,6 +488,17 @@ def load_splits(path: str | Path, images: np.ndarray) -> dict[str, list[int]]:
     return content["splits"]
 
 
+def records_outside_splits(splits: dict[str, list[int]], record_count: int, count: int, seed: int) -> np.ndarray:
+    """``count`` indices (sorted, drawn with ``seed``) of records in none of the six split sets: records
+    that no attack targets, for a component every role shares (an LDM's autoencoder)."""
+    used = {index for indices in splits.values() for index in indices}
+    free = np.array([index for index in range(record_count) if index not in used], dtype=np.int64)
+    if len(free) < count:
+        raise DataError(f"model.autoencoder.training_records: {count} records asked for but only {len(free)} of "
+                        f"{record_count} lie outside the six splits; lower it or splits.members / splits.holdout")
+    return np.sort(np.random.default_rng(seed).permutation(free)[:count])
+
+
 def records_of(
     images: np.ndarray, splits: dict[str, list[int]], role: str, attacked_per_part: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,6 +12,10 @@ Either way the draw does not depend on batching or device.
 
 VAE. The proxy is the one-sample negative ELBO; its K latent draws take the place of the
 timestep axis (``vae_losses``), with the same noise rules.
+
+LDM. The same per-timestep loss in the latent space of the model's autoencoder: the record and its
+neighbours are perturbed in pixel space, then encoded (``diffusion_losses(..., encoder=...)``), and
+the noise has the latent's shape.
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ def noise_for_block(record_ids: Sequence[int], timestep_count: int, neighbour_co
 
 # (inputs [P, C, H, W], noise [P, ...], draw index [P]) -> loss [P]; a draw is a timestep or an ELBO sample.
 InputLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# Images [B, C, S, S] in [-1, 1] -> what the network sees (e.g. an LDM's latents [B, c, s, s]).
+Encoder = Callable[[torch.Tensor], torch.Tensor]
 
 
 # Inference mode over the whole engine, not only the forward pass: every tensor it builds is then an
@@ -68,8 +74,12 @@ InputLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 @torch.inference_mode()
 def perturbed_losses(input_loss: InputLoss, images: np.ndarray, record_ids: Sequence[int], draw_count: int,
                      noise_shape: tuple[int, ...], mechanism: str, strengths: Sequence[float], seed: int,
-                     common_noise: bool, model_name: str, batch_size: int, show_progress: bool) -> np.ndarray:
+                     common_noise: bool, model_name: str, batch_size: int, show_progress: bool,
+                     encoder: Encoder | None = None) -> np.ndarray:
     """L [R, draws, 1 + N]: ``input_loss`` of every record and neighbour at every draw, each with its noise.
+
+    ``encoder`` maps the record and its neighbours (made in pixel space) to the network's input
+    space once per block, before they are repeated for every draw.
 
     Records are processed in blocks whose (1 + N) x draws evaluations fill about ``batch_size``
     network inputs, so memory is bounded by ``batch_size`` whatever the number of records."""
@@ -81,9 +91,12 @@ def perturbed_losses(input_loss: InputLoss, images: np.ndarray, record_ids: Sequ
         stop = min(start + records_per_block, len(images))
         block = torch.from_numpy(images[start:stop])
         neighbours = make_neighbours(block, mechanism, strengths)  # [B, 1+N, C, H, W]
+        if encoder is not None:
+            neighbours = encoder(neighbours.flatten(0, 1)).unflatten(0, neighbours.shape[:2])
+        input_shape = neighbours.shape[2:]
         noise = noise_for_block(record_ids[start:stop], draw_count, neighbour_count, noise_shape, seed,
                                 common_noise, model_name)  # [B, 1+N, draws, *noise_shape]
-        flat_inputs = neighbours[:, :, None].expand(-1, -1, draw_count, *block.shape[1:]).reshape(-1, *block.shape[1:])
+        flat_inputs = neighbours[:, :, None].expand(-1, -1, draw_count, *input_shape).reshape(-1, *input_shape)
         flat_noise = noise.reshape(-1, *noise_shape)
         flat_draws = torch.arange(draw_count).repeat((stop - start) * (neighbour_count + 1))
         block_losses = torch.empty(len(flat_inputs))
@@ -99,8 +112,11 @@ def diffusion_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, im
                      strengths: Sequence[float], seed: int, common_noise: bool = True, model_name: str = "",
                      batch_size: int = 1024, device: torch.device | None = None,
                      autocast_dtype: torch.dtype | None = None, show_progress: bool = True,
-                     static_batch: bool = False) -> np.ndarray:
+                     static_batch: bool = False, encoder: Encoder | None = None) -> np.ndarray:
     """The loss tensor L [R, M, 1 + N] of ``images`` [R, C, S, S] and their neighbours.
+
+    ``encoder`` (an LDM's): the loss is computed on the encoded record and neighbours, with noise of
+    the encoded shape.
 
     ``static_batch`` pads every forward pass to exactly ``batch_size`` inputs (the padding's
     outputs are dropped), so a compiled model (:func:`compile_noise_predictor`) sees one shape
@@ -115,8 +131,9 @@ def diffusion_losses(eps_model: NoisePredictor, alphas_cumprod: torch.Tensor, im
         return _denoising_loss(eps_model, noisy, noise, timestep_tensor[draws], device, autocast_dtype,
                                batch_size if static_batch else None)
 
-    return perturbed_losses(input_loss, images, record_ids, len(timesteps), images.shape[1:], mechanism, strengths,
-                            seed, common_noise, model_name, batch_size, show_progress)
+    input_shape = images.shape[1:] if encoder is None else tuple(encoder(torch.from_numpy(images[:1])).shape[1:])
+    return perturbed_losses(input_loss, images, record_ids, len(timesteps), input_shape, mechanism, strengths,
+                            seed, common_noise, model_name, batch_size, show_progress, encoder)
 
 
 def vae_losses(vae, images: np.ndarray, record_ids: Sequence[int], draw_count: int, mechanism: str,
@@ -203,22 +220,33 @@ def model_losses(model_dir, family: str, images: np.ndarray, record_ids: Sequenc
                  show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(L [R, M, 1 + N], the M labels of the first axis) of a saved model of ``family``.
 
-    For a diffusion model the labels are the timesteps; for a VAE, the draw indices 0..K-1."""
-    from pfami.models.ddpm import load_ddpm
-    from pfami.models.vae import load_vae
-
+    For a diffusion model the labels are the timesteps; for a VAE, the draw indices 0..K-1. An LDM's
+    loss is the latent U-Net's, on the encoded record and encoded neighbours."""
+    # Each family's module is imported in its branch: diffusers takes seconds to import and a VAE needs none of it.
     common_noise, batch_size = estimation.get("common_noise", True), estimation["batch_size"]
     mechanism, strengths = perturbation["mechanism"], perturbation["strengths"]
     if family == "vae":
+        from pfami.models.vae import load_vae
+
         draws = estimation["elbo_draws"]
         losses = vae_losses(load_vae(model_dir, device), images, record_ids, draws, mechanism, strengths, seed,
                             common_noise, model_name, batch_size, device, show_progress)
         return losses, np.arange(draws)
-    unet, scheduler = load_ddpm(model_dir, device)
+    encoder = None
+    if family == "ldm":
+        from pfami.models.ldm import encode_latents, load_ldm
+
+        unet, scheduler, autoencoder = load_ldm(model_dir, device)
+        encoder = lambda images: encode_latents(autoencoder, images)  # noqa: E731
+    else:
+        from pfami.models.ddpm import load_ddpm
+
+        unet, scheduler = load_ddpm(model_dir, device)
     autocast = PRECISIONS[estimation.get("precision", "fp32")] if device.type == "cuda" else None
     compiled = estimation.get("compile", False)
     eps_model = unet_noise_predictor(unet)
     losses = diffusion_losses(compile_noise_predictor(eps_model) if compiled else eps_model, scheduler.alphas_cumprod,
                               images, record_ids, estimation["timesteps"], mechanism, strengths, seed, common_noise,
-                              model_name, batch_size, device, autocast, show_progress, static_batch=compiled)
+                              model_name, batch_size, device, autocast, show_progress, static_batch=compiled,
+                              encoder=encoder)
     return losses, np.array(estimation["timesteps"])

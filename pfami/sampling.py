@@ -4,7 +4,8 @@ VAE through its N(0, I) prior.
 Each sampler is the diffusers scheduler of that name built ``from_config`` of the model's saved
 (training) scheduler config, so it shares its beta schedule; the loop that calls the U-Net is ours
 (``PNDMPipeline`` is deprecated). Samples are a sanity check that a model learnt the data, not an
-input to the attacks.
+input to the attacks. A latent diffusion model samples latents the same way and decodes them with
+its autoencoder (``decoder``).
 
 torch and diffusers are imported inside the functions: the settings (``DEFAULT_SAMPLING``,
 ``sampling_settings``) are read by the results table too, which should not load them.
@@ -12,6 +13,7 @@ torch and diffusers are imported inside the functions: the settings (``DEFAULT_S
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,8 +47,11 @@ def make_sampler(training_scheduler_config, sampler: str):
 
 
 def sample_images(unet, training_scheduler_config, sampler: str, inference_steps: int, count: int, seed: int,
-                  device: torch.device) -> np.ndarray:
+                  device: torch.device, decoder: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
     """``count`` images [count, C, S, S] in [-1, 1] generated in ``inference_steps`` sampler steps.
+
+    ``decoder`` turns the U-Net's samples into images (an LDM's autoencoder); without it the
+    samples are the images.
 
     The starting noise depends only on ``seed`` (not on the sampler), so the rows of a grid start
     from the same draws; DDIM runs deterministically (eta = 0)."""
@@ -65,7 +70,8 @@ def sample_images(unet, training_scheduler_config, sampler: str, inference_steps
             model_input = scheduler.scale_model_input(sample, timestep)
             predicted_noise = unet(model_input, timestep).sample
             sample = scheduler.step(predicted_noise, timestep, sample, **step_arguments).prev_sample
-    return sample.clamp(-1.0, 1.0).float().cpu().numpy()
+        images = sample if decoder is None else decoder(sample)
+    return images.clamp(-1.0, 1.0).float().cpu().numpy()
 
 
 def sample_vae_images(vae, count: int, seed: int, device: torch.device) -> np.ndarray:

@@ -41,13 +41,20 @@ class Stage:
     outs: dict[str, dict] = field(default_factory=dict)
     metrics: dict[str, dict] = field(default_factory=dict)
     plots: dict[str, dict] = field(default_factory=dict)
+    # The model families whose experiments have this stage (None: every family).
+    families: tuple[str, ...] | None = None
 
 
 STAGES = (
     Stage("split", ("split_dataset",), ("split_dataset.py",), ("data.smk",), ("seed", "data", "splits"),
           inputs=(), targets=("splits.json",), outs={"splits.json": {"cache": False}}),
+    # An LDM's shared autoencoder: its own stage, so retuning a role's U-Net does not retrain it.
+    Stage("autoencoder", ("train_autoencoder",), ("train_autoencoder.py",), ("train.smk",),
+          ("seed", "data", "splits", "model.autoencoder"), inputs=("splits.json",), targets=("autoencoder",),
+          outs={"autoencoder": {}}, families=("ldm",)),
     Stage("train", ("train_model",), ("train_model.py",), ("train.smk",), ("seed", "data", "model", "training"),
-          inputs=("splits.json",), targets=tuple(f"models/{role}" for role in ROLES), outs={"models": {}}),
+          inputs=("splits.json", "autoencoder"), targets=tuple(f"models/{role}" for role in ROLES),
+          outs={"models": {}}),
     Stage("estimate", ("estimate_losses",), ("estimate_losses.py",), ("attack.smk",),
           ("seed", "data", "splits", "estimation", "perturbation"), inputs=("splits.json", "models"),
           targets=tuple(f"losses/{model}-on-{records}.npz" for records in ATTACKED_ROLES
@@ -114,7 +121,10 @@ def _stage_command(rules: tuple[str, ...], targets: list[str]) -> str:
 def _targets(stage: Stage, experiment: str, settings: dict) -> list[str]:
     """The stage's Snakemake targets: one per attack where a target names ``{attack}``, one per
     baseline family the attacks use where it names ``{family}`` (none: the stage is left out), one
-    per role's sample grid where it names ``{sample_role}`` (every family has one)."""
+    per role's sample grid where it names ``{sample_role}`` (every family has one); none where the
+    stage is for other model families."""
+    if stage.families is not None and settings["model"]["family"] not in stage.families:
+        return []
     attacks = list(settings["attacks"])
     families = sorted({FAMILY_OF[attack] for attack in attacks if attack in FAMILY_OF})
     paths = []

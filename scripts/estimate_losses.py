@@ -9,7 +9,7 @@ from pfami.cli import json_value, run
 from pfami.data import DEFAULT_CACHE_DIR, load_splits, open_images, records_of
 from pfami.io import save_arrays
 from pfami.likelihood import model_losses, resolve_device
-from pfami.models import folder_family
+from pfami.models import FAMILIES, folder_family
 
 
 def main(args: argparse.Namespace) -> None:
@@ -36,7 +36,7 @@ parser.add_argument("--records", choices=["target", "shadow", "reference"], requ
 parser.add_argument("--attacked-per-part", type=json_value, default=None)
 parser.add_argument("--model-dir", required=True)
 parser.add_argument("--model-name", required=True, help="the model's role; keys the noise when it is not shared")
-parser.add_argument("--family", choices=["ddpm", "vae"], default=None,
+parser.add_argument("--family", choices=FAMILIES, default=None,
                     help="the family the experiment expects; a folder of another family is refused")
 parser.add_argument("--estimation", type=json_value, required=True, help="the experiment's estimation section (JSON)")
 parser.add_argument("--perturbation", type=json_value, required=True, help="the perturbation section (JSON)")

@@ -8,8 +8,6 @@ import torch
 from pfami.cli import json_value, run
 from pfami.likelihood import resolve_device
 from pfami.models import folder_family
-from pfami.models.ddpm import load_ddpm
-from pfami.models.vae import load_vae
 from pfami.plots import plot_sample_grid
 from pfami.sampling import sample_images, sample_vae_images, sampling_settings
 
@@ -18,18 +16,31 @@ def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     settings = sampling_settings(args.sampling)
-    if folder_family(args.model_dir) == "vae":
+    # Each family's module is imported only for its own folders (diffusers takes seconds to import).
+    family = folder_family(args.model_dir)
+    if family == "vae":
+        from pfami.models.vae import load_vae
+
         rows = {"VAE\nN(0, I) prior": sample_vae_images(load_vae(args.model_dir, device), settings["images"],
                                                          args.seed, device)}
         plot_sample_grid(rows, args.title, args.output)
         print(f"{settings['images']} VAE images decoded from prior draws written to {args.output}")
         return
-    unet, scheduler = load_ddpm(args.model_dir, device)
+    decoder = None
+    if family == "ldm":
+        from pfami.models.ldm import latent_decoder, load_ldm
+
+        unet, scheduler, autoencoder = load_ldm(args.model_dir, device)
+        decoder = latent_decoder(autoencoder)  # sample latents, then decode them
+    else:
+        from pfami.models.ddpm import load_ddpm
+
+        unet, scheduler = load_ddpm(args.model_dir, device)
     rows = {}
     for sampler in settings["samplers"]:
         steps = settings["inference_steps"][sampler]
         rows[f"{sampler.upper()}\n{steps} steps"] = sample_images(unet, scheduler.config, sampler, steps,
-                                                                 settings["images"], args.seed, device)
+                                                                 settings["images"], args.seed, device, decoder)
     plot_sample_grid(rows, args.title, args.output)
     print(f"{len(rows)} samplers x {settings['images']} images written to {args.output}")
 

@@ -9,7 +9,6 @@ from pfami.data import DEFAULT_CACHE_DIR, load_splits, open_images, to_model_ran
 from pfami.io import atomic_directory
 from pfami.likelihood import resolve_device
 from pfami.models import train_model
-from pfami.models.ddpm import adopt_pretrained_ddpm, train_ddpm
 from pfami.seeding import derived_seed
 
 
@@ -18,6 +17,8 @@ def main(args: argparse.Namespace) -> None:
     images = open_images(args.data, args.cache_dir)
     if args.role == "target" and args.model.get("pretrained"):
         # An audit of a model trained elsewhere: take it as it is; only shadow and reference are trained.
+        # (diffusers is imported only where it is needed: it costs seconds per job, a VAE needs none of it.)
+        from pfami.models.ddpm import adopt_pretrained_ddpm
         adopt_pretrained_ddpm(args.model["pretrained"], args.output, images.shape[-1], images.shape[1])
         print(f"adopted the target model {args.model['pretrained']} (trained elsewhere)")
         return
@@ -25,6 +26,7 @@ def main(args: argparse.Namespace) -> None:
     seed = derived_seed(args.seed, "train", args.role)
     if args.snapshot_steps:
         # The same seed as the role's model, so the snapshots lie on that model's training trajectory.
+        from pfami.models.ddpm import train_ddpm
         with atomic_directory(args.output) as folder:
             train_ddpm(members, args.model, args.training, seed, None, None, resolve_device(args.device),
                        args.snapshot_steps, folder)
@@ -32,7 +34,8 @@ def main(args: argparse.Namespace) -> None:
         return
     if args.state is None:
         raise ValueError("--state is required to train a model (it makes training resumable)")
-    curve = train_model(members, args.model, args.training, seed, args.output, args.state, resolve_device(args.device))
+    curve = train_model(members, args.model, args.training, seed, args.output, args.state, resolve_device(args.device),
+                        args.autoencoder)
     print(f"trained the {args.role} {args.model['family']} model on {len(members)} members for {len(curve)} steps; "
           f"final loss (mean of last 100 steps) {sum(curve[-100:]) / len(curve[-100:]):.4f}")
 
@@ -50,6 +53,8 @@ parser.add_argument("--output", required=True, help="model folder to write")
 parser.add_argument("--state", help="resumable training state file (required unless --snapshot-steps)")
 parser.add_argument("--snapshot-steps", type=json_value, default=None,
                     help="JSON list of steps: save step_{k}/ model folders under --output and stop after the last")
+parser.add_argument("--autoencoder", default=None,
+                    help="model.family ldm: the experiment's trained autoencoder folder (shared by every role)")
 parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="where preprocessed images are cached")
 
 if __name__ == "__main__":

@@ -36,11 +36,18 @@ def test_every_stage_runs_rules_that_exist_on_targets_under_its_experiment():
     rule_names = set(re.findall(r"^rule (\w+):", rule_files, re.MULTILINE))
     experiments = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]
     stages = dvc_pipeline(experiments, PROJECT)["stages"]
-    # the VAE experiment has no SecMI / PIA attacks, so no baseline queries
+    # the VAE and LDM experiments have no SecMI / PIA attacks, so no baseline queries; only the LDM
+    # has a shared autoencoder to train
     assert set(stages) == ({f"{stage.name}-{experiment}" for stage in STAGES for experiment in experiments}
-                           - {"query_baselines-tiny_vae"} | {"summary"})
+                           - {"query_baselines-tiny_vae", "query_baselines-tiny_ldm", "autoencoder-tiny",
+                              "autoencoder-tiny_vae"} | {"summary"})
     assert "results/tiny/baselines" in stages["score-tiny"]["deps"]
     assert "results/tiny_vae/baselines" not in stages["score-tiny_vae"]["deps"]
+    assert stages["autoencoder-tiny_ldm"]["outs"] == ["results/tiny_ldm/autoencoder"]
+    assert "experiments.tiny_ldm.model.autoencoder" in stages["autoencoder-tiny_ldm"]["params"][0]["config/config.yaml"]
+    assert "results/tiny_ldm/autoencoder" in stages["train-tiny_ldm"]["deps"]
+    assert "results/tiny/autoencoder" not in stages["train-tiny"]["deps"]
+    assert "results/tiny_ldm/figures/samples_shadow.png" in stages["figures-tiny_ldm"]["cmd"]
     for name, stage in stages.items():
         command, targets = stage["cmd"].split(" -- ")
         assert set(command.split("--allowed-rules ")[1].split()) <= rule_names, name

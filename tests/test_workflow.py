@@ -93,6 +93,35 @@ def test_vae_experiment_runs_through_the_same_dag(tiny_run):
     assert "Samplers varied" not in summary.split("## tiny_vae")[1], "a VAE has no samplers to vary"
 
 
+def test_ldm_experiment_shares_one_autoencoder_and_trains_a_latent_unet_per_role(tiny_run):
+    results = tiny_run / "results" / "tiny_ldm"
+    shared = results / "autoencoder"
+    record = json.loads((shared / "training.json").read_text())
+    assert record["family"] == "autoencoder" and record["records"] == 32  # model.autoencoder.training_records
+    assert len((shared / "loss_curve.csv").read_text().splitlines()) == 1 + 8
+    assert (results / "logs" / "train_autoencoder.log").exists()
+    assert (results / "benchmarks" / "train_autoencoder.tsv").exists()
+    shared_weights = (shared / "autoencoder" / "diffusion_pytorch_model.safetensors").read_bytes()
+    unet_weights = set()
+    for role in ROLES:
+        model = results / "models" / role
+        assert json.loads((model / "training.json").read_text())["family"] == "ldm"
+        assert json.loads((model / "unet" / "config.json").read_text())["sample_size"] == 8  # the 16 px image's latent
+        assert (model / "autoencoder" / "diffusion_pytorch_model.safetensors").read_bytes() == shared_weights
+        unet_weights.add((model / "unet" / "diffusion_pytorch_model.safetensors").read_bytes())
+        assert (results / "figures" / f"samples_{role}.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(unet_weights) == 3  # each role trained its own U-Net
+    for name in LOSS_TENSORS:
+        with np.load(results / "losses" / f"{name}.npz") as tensor:
+            assert tensor["losses"].shape == (48, 3, 4) and np.isfinite(tensor["losses"]).all()
+            assert tensor["timesteps"].tolist() == [0, 200, 400]
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert set(metrics["attacks"]) == {"loss", "pfami_met"}
+    assert all(0 <= result["auc"] <= 1 for result in metrics["attacks"].values())
+    summary = (tiny_run / "results" / "summary.md").read_text()
+    assert "## tiny_ldm" in summary and "LDM (shared 4x8 AutoencoderKL to a 2 x 8 x 8 latent" in summary
+
+
 def test_model_of_the_wrong_family_fails_estimation_with_one_line(tiny_run, tmp_path):
     output = tmp_path / "losses.npz"
     result = subprocess.run([sys.executable, str(PROJECT / "scripts" / "estimate_losses.py"),

@@ -10,6 +10,7 @@ holds the EMA weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,11 @@ from diffusers import DDPMScheduler, UNet2DModel
 
 from pfami.io import atomic_directory
 from pfami.models.training import (  # noqa: F401  (CheckpointError and read_loss_curve are re-exported)
-    CheckpointError, StepLoss, read_loss_curve, require_family, train_resumably, training_settings,
+    CheckpointError, StepLoss, read_loss_curve, require_family, train_resumably, training_settings, unloadable,
     write_training_record)
+
+# (output folder, unet, scheduler, loss curve, settings) -> None: how a trained model is saved.
+ModelSaver = Callable[[Path, UNet2DModel, DDPMScheduler, list[float], dict], None]
 
 
 def build_unet(image_size: int, channels: int, block_out_channels: list[int], layers_per_block: int,
@@ -47,7 +51,7 @@ def build_scheduler(train_timesteps: int, beta_start: float, beta_end: float) ->
     )
 
 
-def _denoising_step_loss(scheduler: DDPMScheduler) -> StepLoss:
+def denoising_step_loss(scheduler: DDPMScheduler) -> StepLoss:
     """The DDPM objective: predict the noise added at a uniformly drawn timestep."""
     timestep_count = scheduler.config.num_train_timesteps
 
@@ -61,8 +65,11 @@ def _denoising_step_loss(scheduler: DDPMScheduler) -> StepLoss:
 
 def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int, output_dir: str | Path | None,
                state_path: str | Path | None, device: torch.device, snapshot_steps: list[int] = (),
-               snapshot_dir: str | Path | None = None) -> list[float]:
+               snapshot_dir: str | Path | None = None, save_model: ModelSaver | None = None) -> list[float]:
     """Train a DDPM on ``images`` [R, C, S, S] in [-1, 1] and save it to ``output_dir``.
+
+    ``save_model`` saves the final model and snapshots (default ``save_ddpm``); the LDM family
+    trains its latent U-Net here, on latents instead of images, and saves its own folder.
 
     Resumes from ``state_path`` when it holds a state saved with the same settings and data
     (``None``: no resumable state). ``training.precision`` bf16 / fp16 autocasts the forward pass on
@@ -74,29 +81,35 @@ def train_ddpm(images: np.ndarray, model_config: dict, training: dict, seed: int
     the learning-rate schedule still spans ``training["steps"]``, so the snapshots lie on the
     trajectory of the full run with the same seed."""
     settings = training_settings(images, model_config, training, seed)
+    save_model = save_model or save_ddpm
     torch.manual_seed(seed)
     unet = build_unet(images.shape[-1], images.shape[1], model_config["block_out_channels"],
                       model_config["layers_per_block"], model_config.get("attention_levels", [])).to(device)
     scheduler = build_scheduler(model_config["train_timesteps"], model_config["beta_start"], model_config["beta_end"])
 
     def save_snapshot(step: int, loss_curve: list[float]) -> None:
-        save_ddpm(Path(snapshot_dir) / f"step_{step}", unet, scheduler, loss_curve, {**settings, "snapshot_step": step})
+        save_model(Path(snapshot_dir) / f"step_{step}", unet, scheduler, loss_curve, {**settings, "snapshot_step": step})
 
     stop_at = None if output_dir is not None or not snapshot_steps else max(snapshot_steps)
-    loss_curve = train_resumably(unet, _denoising_step_loss(scheduler), images, training, seed, settings, state_path,
+    loss_curve = train_resumably(unet, denoising_step_loss(scheduler), images, training, seed, settings, state_path,
                                  device, snapshot_steps, save_snapshot, stop_at)
     if output_dir is not None:
-        save_ddpm(output_dir, unet, scheduler, loss_curve, settings)
+        save_model(Path(output_dir), unet, scheduler, loss_curve, settings)
     if state_path is not None:
         Path(state_path).unlink(missing_ok=True)
     return loss_curve
 
 
+def save_diffusion_parts(folder: Path, unet: UNet2DModel, scheduler: DDPMScheduler) -> None:
+    """``unet/`` and ``scheduler/`` (diffusers ``save_pretrained``, safetensors) inside ``folder``."""
+    unet.save_pretrained(folder / "unet", safe_serialization=True)
+    scheduler.save_pretrained(folder / "scheduler")
+
+
 def save_ddpm(output_dir: str | Path, unet: UNet2DModel, scheduler: DDPMScheduler, loss_curve: list[float],
               settings: dict) -> None:
     with atomic_directory(output_dir) as folder:
-        unet.save_pretrained(folder / "unet", safe_serialization=True)
-        scheduler.save_pretrained(folder / "scheduler")
+        save_diffusion_parts(folder, unet, scheduler)
         write_training_record(folder, "ddpm", loss_curve, settings)
 
 
@@ -104,14 +117,12 @@ def save_ddpm(output_dir: str | Path, unet: UNet2DModel, scheduler: DDPMSchedule
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-def load_ddpm(model_dir: str | Path, device: torch.device) -> tuple[UNet2DModel, DDPMScheduler]:
-    """Load a DDPM folder (ours, or a diffusers pipeline folder with ``unet/`` and ``scheduler/``)."""
-    model_dir = Path(model_dir)
-    require_family(model_dir, "ddpm")
+def load_diffusion_parts(model_dir: Path, device: torch.device, what: str) -> tuple[UNet2DModel, DDPMScheduler]:
+    """The ``unet/`` and ``scheduler/`` of a model folder; ``what`` ("a DDPM") names it in the error."""
     unet_dir, scheduler_dir = model_dir / "unet", model_dir / "scheduler"
     if not (unet_dir / "config.json").exists() or not (scheduler_dir / "scheduler_config.json").exists():
         raise CheckpointError(
-            f"{model_dir}: not a DDPM folder (needs unet/config.json and scheduler/scheduler_config.json); "
+            f"{model_dir}: not {what} folder (needs unet/config.json and scheduler/scheduler_config.json); "
             "retrain the model or point the config at a diffusers model folder")
     pickled = sorted(path.name for path in unet_dir.iterdir() if path.suffix in PICKLE_SUFFIXES)
     if pickled and not any(unet_dir.glob("*.safetensors")):
@@ -121,10 +132,15 @@ def load_ddpm(model_dir: str | Path, device: torch.device) -> tuple[UNet2DModel,
         unet = UNet2DModel.from_pretrained(unet_dir, use_safetensors=True).to(device)
         scheduler = DDPMScheduler.from_pretrained(scheduler_dir)
     except (OSError, ValueError, RuntimeError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{model_dir}: cannot load the model ({first_line}); retrain it or restore the folder") from None
+        raise unloadable(model_dir, error) from None
     return unet.eval(), scheduler
 
+
+def load_ddpm(model_dir: str | Path, device: torch.device) -> tuple[UNet2DModel, DDPMScheduler]:
+    """Load a DDPM folder (ours, or a diffusers pipeline folder with ``unet/`` and ``scheduler/``)."""
+    model_dir = Path(model_dir)
+    require_family(model_dir, "ddpm")
+    return load_diffusion_parts(model_dir, device, "a DDPM")
 
 
 def adopt_pretrained_ddpm(source_dir: str | Path, output_dir: str | Path, image_size: int, channels: int) -> None:

@@ -17,6 +17,12 @@ class CheckpointError(ValueError):
     """A model folder that is missing, truncated or of another model family."""
 
 
+def unloadable(model_dir: str | Path, error: Exception) -> CheckpointError:
+    """The one-line error for a model folder whose files exist but cannot be loaded (truncated, corrupt)."""
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return CheckpointError(f"{model_dir}: cannot load the model ({first_line}); retrain it or restore the folder")
+
+
 def write_training_record(folder: Path, family: str, loss_curve: list[float], settings: dict) -> None:
     """``loss_curve.csv`` and ``training.json`` (which names the family) inside a model folder."""
     lines = ["step,loss"] + [f"{step + 1},{loss:.6f}" for step, loss in enumerate(loss_curve)]

@@ -28,7 +28,7 @@ from torch import nn
 
 from pfami.io import atomic_directory
 from pfami.models.training import (CheckpointError, require_family, train_resumably, training_settings,
-                                   write_training_record)
+                                   unloadable, write_training_record)
 
 CONFIG_KEYS = ("image_size", "channels", "block_out_channels", "latent_dim")
 
@@ -124,6 +124,5 @@ def load_vae(model_dir: str | Path, device: torch.device) -> ConvVAE:
         vae = ConvVAE(**{key: config[key] for key in CONFIG_KEYS})
         vae.load_state_dict(load_file(weights_path))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{model_dir}: cannot load the model ({first_line}); retrain it or restore the folder") from None
+        raise unloadable(model_dir, error) from None
     return vae.to(device).eval()

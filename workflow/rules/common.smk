@@ -9,6 +9,7 @@ from snakemake.utils import validate
 
 from pfami.config import ConfigError, check_config, describe_experiment
 from pfami.data import GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, with_given_folders
+from pfami.models import DIFFUSION_FAMILIES
 
 try:
     check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -22,7 +23,7 @@ ROLES = ["target", "shadow", "reference"]
 ATTACKED_ROLES = ["target", "shadow"]
 FIGURES = ["roc", "fluctuation", "score_distributions", "training_loss"]
 # Experiments whose models sample with the DDPM / DDIM / PNDM schedulers: their results block says so.
-DIFFUSION_EXPERIMENTS = [name for name in EXPERIMENTS if config["experiments"][name]["model"]["family"] == "ddpm"]
+DIFFUSION_EXPERIMENTS = [name for name in EXPERIMENTS if config["experiments"][name]["model"]["family"] in DIFFUSION_FAMILIES]
 # Jobs call `python`: make that the interpreter Snakemake runs under, so the rules work
 # without an activated environment (jobs inherit this PATH, on SLURM too).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
