@@ -82,3 +82,33 @@ def sample_vae_images(vae, count: int, seed: int, device: torch.device) -> np.nd
         latent = torch.randn((count, vae.latent_dim), generator=torch.Generator().manual_seed(seed)).to(device)
         unit_images = vae.decode(latent)  # the decoder ends in a sigmoid: [0, 1]
         return (unit_images * 2.0 - 1.0).float().cpu().numpy()
+
+
+def sample_grid_rows(model_dir, settings: dict, seed: int, device: torch.device) -> dict[str, np.ndarray]:
+    """The rows of a model folder's sample grid, {row label: images}: a diffusion model (DDPM or
+    LDM) one row per sampler in ``settings`` (from ``sampling_settings``), a VAE one row decoded
+    from prior draws. Each family's module is imported only for its own folders (diffusers takes
+    seconds to import)."""
+    from pfami.models import folder_family
+
+    family = folder_family(model_dir)
+    if family == "vae":
+        from pfami.models.vae import load_vae
+
+        return {"VAE\nN(0, I) prior": sample_vae_images(load_vae(model_dir, device), settings["images"], seed, device)}
+    decoder = None
+    if family == "ldm":
+        from pfami.models.ldm import latent_decoder, load_ldm
+
+        unet, scheduler, autoencoder = load_ldm(model_dir, device)
+        decoder = latent_decoder(autoencoder)  # sample latents, then decode them
+    else:
+        from pfami.models.ddpm import load_ddpm
+
+        unet, scheduler = load_ddpm(model_dir, device)
+    rows = {}
+    for sampler in settings["samplers"]:
+        steps = settings["inference_steps"][sampler]
+        rows[f"{sampler.upper()}\n{steps} steps"] = sample_images(unet, scheduler.config, sampler, steps,
+                                                                 settings["images"], seed, device, decoder)
+    return rows

@@ -1,27 +1,34 @@
+# One job per experiment draws the sample grids of all three models: importing torch and diffusers
+# costs more than sampling these small models.
 rule sample_images:
     input:
-        model="results/{experiment}/models/{role}",
+        models=expand("results/{{experiment}}/models/{role}", role=ROLES),
     output:
-        report(
-            "results/{experiment}/figures/samples_{role}.png",
+        target=report(
+            "results/{experiment}/figures/samples_target.png", caption="../report/samples.rst", category="{experiment}"
+        ),
+        shadow=report(
+            "results/{experiment}/figures/samples_shadow.png", caption="../report/samples.rst", category="{experiment}"
+        ),
+        reference=report(
+            "results/{experiment}/figures/samples_reference.png",
             caption="../report/samples.rst",
             category="{experiment}",
         ),
+    log:
+        "results/{experiment}/logs/sample_images.log",
+    benchmark:
+        "results/{experiment}/benchmarks/sample_images.tsv"
     conda:
         SOFTWARE_ENV
-    log:
-        "results/{experiment}/logs/sample_images/{role}.log",
-    benchmark:
-        "results/{experiment}/benchmarks/sample_images/{role}.tsv"
     threads: 1
     resources:
         mem_mb=2000,
     params:
         sampling=lambda w: json.dumps(experiment(w).get("sampling", {})),
         seed=lambda w: experiment(w)["seed"],
-        title=lambda w: f"{w.experiment}: {w.role} model samples",
         device=config["device"],
     shell:
-        "python scripts/sample_images.py --model-dir {input.model} --sampling {params.sampling:q} "
-        "--seed {params.seed} --title {params.title:q} --device {params.device} --threads {threads} "
-        "--output {output} > {log} 2>&1"
+        "python scripts/sample_images.py --model-dirs {input.models} --sampling {params.sampling:q} "
+        "--seed {params.seed} --experiment {wildcards.experiment} --device {params.device} --threads {threads} "
+        "--outputs {output} > {log} 2>&1"
