@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
-from contextlib import contextmanager
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +88,54 @@ def run_snakemake(workdir: Path, *arguments: str, check: bool = True) -> subproc
     return result
 
 
+def save_foreign_ddpm(folder: Path, image_size: int = 16, safe: bool = True) -> None:
+    """A diffusers folder as another project would leave it: unet/ + scheduler/, no training.json."""
+    from pfami.models.ddpm import build_scheduler, build_unet
+
+    torch.manual_seed(3)
+    build_unet(image_size, 1, [8, 16], 1, []).save_pretrained(folder / "unet", safe_serialization=safe)
+    build_scheduler(1000, 1e-4, 0.02).save_pretrained(folder / "scheduler")
+
+
+def save_as_pngs(images: np.ndarray, folder: Path) -> None:
+    """Images in [-1, 1] [N, 1, S, S] as grey PNGs, as an auditor's folder of records would hold them."""
+    folder.mkdir(parents=True)
+    for index, image in enumerate(images):
+        pixels = np.round((image[0] + 1.0) / 2.0 * 255.0).astype(np.uint8)
+        Image.fromarray(pixels, "L").save(folder / f"record_{index:03d}.png")
+
+
+# The audit of a given model in the tiny run: its members by index file, its non-members as images
+# (appended after the 1797 digits, so their record ids follow).
+AUDIT_INPUTS = "audit_inputs"
+AUDIT_MEMBERS = list(range(0, 40, 2))
+AUDIT_NON_MEMBERS = list(range(1797, 1797 + 20))
+
+
+def audit_experiment(inputs: Path) -> dict:
+    """The tiny experiment as an audit: a 'foreign' DDPM saved here as the target, its member
+    indices in a file and its non-members (odd digits) as a folder of PNGs under ``inputs``."""
+    from pfami.data import load_digits_images
+
+    save_foreign_ddpm(inputs / "foreign")
+    (inputs / "members.json").write_text(json.dumps(AUDIT_MEMBERS))
+    save_as_pngs(load_digits_images(16)[1:40:2], inputs / "non_members")
+    audit = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]["tiny"]
+    audit["model"]["pretrained"] = str(inputs / "foreign")
+    audit["splits"].update(target_members_file=str(inputs / "members.json"),
+                           target_holdout_folder=str(inputs / "non_members"))
+    audit["attacks"] = {"loss": {}, "pfami_met": {}}  # fewer jobs; the attacks have their own tests
+    del audit["ablations"]
+    return audit
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """The whole tiny DAG, run once; tests read its artefacts."""
+    """The whole tiny DAG, run once, with an audit of a given model beside the tiny config's
+    experiments (one Snakemake run packs both cores better than two); tests read its artefacts."""
     workdir = copy_project(tmp_path_factory.mktemp("tiny_run"))
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["experiments"]["audit"] = audit_experiment(workdir / AUDIT_INPUTS)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     run_snakemake(workdir, "--cores", "2")
     return workdir

@@ -8,32 +8,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from pfami.config import ConfigError, check_config
 from pfami.data import (AppendedImages, DataError, fingerprint, given_splits, image_folder_pixels, load_digits_images,
                         make_splits, open_images, read_index_file, to_model_range, with_given_folders)
 from pfami.models.ddpm import adopt_pretrained_ddpm, build_scheduler, build_unet, load_ddpm
 from pfami.models.training import CheckpointError, read_loss_curve
-from tests.conftest import PROJECT, TINY_CONFIG, copy_project, run_snakemake, write_random_images
+from tests.conftest import (AUDIT_INPUTS, AUDIT_MEMBERS, AUDIT_NON_MEMBERS, PROJECT, TINY_CONFIG, save_foreign_ddpm,
+                            write_random_images)
 
 CPU = torch.device("cpu")
 SIZES = {"members": 20, "holdout": 10}
-
-
-def _save_foreign_ddpm(folder, image_size=16, safe=True):
-    """A diffusers folder as another project would leave it: unet/ + scheduler/, no training.json."""
-    torch.manual_seed(3)
-    build_unet(image_size, 1, [8, 16], 1, []).save_pretrained(folder / "unet", safe_serialization=safe)
-    build_scheduler(1000, 1e-4, 0.02).save_pretrained(folder / "scheduler")
-
-
-def _save_as_pngs(images, folder):
-    """Images in [-1, 1] [N, 1, S, S] as grey PNGs, as an auditor's folder of records would hold them."""
-    folder.mkdir(parents=True)
-    for index, image in enumerate(images):
-        pixels = np.round((image[0] + 1.0) / 2.0 * 255.0).astype(np.uint8)
-        Image.fromarray(pixels, "L").save(folder / f"record_{index:03d}.png")
 
 
 def test_given_target_sets_are_kept_and_the_others_drawn_from_the_rest():
@@ -118,7 +103,7 @@ def test_a_record_set_given_both_as_file_and_as_folder_is_a_config_error(tmp_pat
 
 
 def test_adopting_a_foreign_model_keeps_its_outputs(tmp_path):
-    _save_foreign_ddpm(tmp_path / "foreign")
+    save_foreign_ddpm(tmp_path / "foreign")
     adopt_pretrained_ddpm(tmp_path / "foreign", tmp_path / "adopted", 16, 1)
     original, _ = load_ddpm(tmp_path / "foreign", CPU)
     adopted, scheduler = load_ddpm(tmp_path / "adopted", CPU)
@@ -132,10 +117,10 @@ def test_adopting_a_foreign_model_keeps_its_outputs(tmp_path):
 
 
 def test_foreign_models_that_do_not_fit_or_need_pickle_are_refused(tmp_path):
-    _save_foreign_ddpm(tmp_path / "small", image_size=8)
+    save_foreign_ddpm(tmp_path / "small", image_size=8)
     with pytest.raises(CheckpointError, match="takes 1 x 8 px images but the data are 1 x 16 px"):
         adopt_pretrained_ddpm(tmp_path / "small", tmp_path / "out", 16, 1)
-    _save_foreign_ddpm(tmp_path / "pickled", safe=False)  # a .bin (pickle) checkpoint: never loaded
+    save_foreign_ddpm(tmp_path / "pickled", safe=False)  # a .bin (pickle) checkpoint: never loaded
     with pytest.raises(CheckpointError, match=r"weights are a pickle \(diffusion_pytorch_model.bin\).*only safetensors"):
         adopt_pretrained_ddpm(tmp_path / "pickled", tmp_path / "out", 16, 1)
     assert not (tmp_path / "out").exists()
@@ -159,41 +144,28 @@ def test_a_full_diffusers_pipeline_folder_is_adopted(tmp_path):
 
 
 @pytest.mark.workflow
-def test_audit_of_a_given_model_runs_end_to_end(tmp_path):
-    """The test saves a tiny 'foreign' DDPM, its members as an index file into the data and its non-members
+def test_audit_of_a_given_model_runs_end_to_end(tiny_run):
+    """The `audit` experiment of the session's tiny run (``tests.conftest.audit_experiment``): a tiny
+    'foreign' DDPM saved by the test, its members as an index file into the data and its non-members
     as a folder of images; shadow and reference are trained on the data."""
-    workdir = copy_project(tmp_path / "audit")
-    _save_foreign_ddpm(tmp_path / "foreign")
-    members = list(range(0, 40, 2))
-    (tmp_path / "members.json").write_text(json.dumps(members))
-    _save_as_pngs(load_digits_images(16)[1:40:2], tmp_path / "non_members")
-    non_members = list(range(1797, 1797 + 20))  # appended after the data's own records
-    config = yaml.safe_load(TINY_CONFIG.read_text())
-    audit = config["experiments"]["tiny"]
-    audit["model"]["pretrained"] = str(tmp_path / "foreign")
-    audit["splits"].update(target_members_file=str(tmp_path / "members.json"),
-                           target_holdout_folder=str(tmp_path / "non_members"))
-    audit["attacks"] = {"loss": {}, "pfami_met": {}}  # fewer jobs; the attacks have their own tests
-    config["experiments"] = {"audit": audit}
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    run_snakemake(workdir, "--cores", "2", "results/audit/metrics.json", "results/audit/figures/training_loss.png")
-
-    results = workdir / "results" / "audit"
+    results = tiny_run / "results" / "audit"
     split_file = json.loads((results / "splits.json").read_text())
     splits = split_file["splits"]
-    assert split_file["record_count"] == 1797 + 20
-    assert splits["target_members"] == members and splits["target_holdout"] == non_members
+    assert split_file["record_count"] == 1797 + len(AUDIT_NON_MEMBERS)
+    assert splits["target_members"] == AUDIT_MEMBERS and splits["target_holdout"] == AUDIT_NON_MEMBERS
     drawn = [index for name, indices in splits.items() if not name.startswith("target") for index in indices]
     assert max(drawn) < 1797, "shadow and reference records come from the data, not the given folder"
     # Compared with the folder as loaded: a freshly built module can differ in the last bit on the CPU.
-    foreign, _ = load_ddpm(tmp_path / "foreign", CPU)
+    foreign, _ = load_ddpm(tiny_run / AUDIT_INPUTS / "foreign", CPU)
     target, _ = load_ddpm(results / "models" / "target", CPU)
     x, t = torch.randn(1, 1, 16, 16), torch.tensor([10])
     with torch.inference_mode():
         assert torch.equal(foreign(x, t).sample, target(x, t).sample)
-    assert len(read_loss_curve(results / "models" / "shadow")) == audit["training"]["steps"]
+    config = yaml.safe_load((tiny_run / "config" / "config.yaml").read_text())["experiments"]["audit"]
+    assert len(read_loss_curve(results / "models" / "shadow")) == config["training"]["steps"]
+    assert len(read_loss_curve(results / "models" / "target")) == 0, "the given target is adopted, not trained"
     with np.load(results / "losses" / "target-on-target.npz") as tensor:
-        assert tensor["record_ids"].tolist() == members + non_members
+        assert tensor["record_ids"].tolist() == AUDIT_MEMBERS + AUDIT_NON_MEMBERS
     metrics = json.loads((results / "metrics.json").read_text())
     assert metrics["records"]["target_members"] == 20 and metrics["records"]["target_non_members"] == 20
     assert 0 <= metrics["attacks"]["pfami_met"]["auc"] <= 1

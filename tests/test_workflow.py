@@ -11,7 +11,7 @@ from pfami.attacks import ATTACKS
 from pfami.config import FAMILIES, FAMILY_OF
 import yaml
 
-from tests.conftest import PROJECT, TINY_CONFIG, copy_project, run_snakemake
+from tests.conftest import PROJECT, copy_project, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -60,7 +60,8 @@ def test_every_artefact_is_there(tiny_run):
     assert "PFAMI vs the best baseline (per metric): AUC" in summary
     # the tiny config's sampling section sets 4 steps per sampler
     assert "Samplers varied: DDPM (4 steps), DDIM (4 steps), PNDM (4 steps)" in summary.split("## tiny_vae")[0]
-    attack_rows = sum(len(settings["attacks"]) for settings in yaml.safe_load(TINY_CONFIG.read_text())["experiments"].values())
+    run_config = yaml.safe_load((tiny_run / "config" / "config.yaml").read_text())  # the tiny config + the audit
+    attack_rows = sum(len(settings["attacks"]) for settings in run_config["experiments"].values())
     assert len((tiny_run / "results" / "summary.csv").read_text().splitlines()) == 1 + attack_rows
     for role in ROLES:  # one grid per diffusion model, a row per sampler
         assert (results / "figures" / f"samples_{role}.png").read_bytes()[:4] == b"\x89PNG"
