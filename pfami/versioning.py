@@ -192,12 +192,14 @@ def dvc_pipeline(experiments: dict[str, dict], project: Path) -> dict:
 
 
 def loss_curves_csv(curves: dict[str, np.ndarray]) -> str:
-    """Loss curves of equal length as CSV: ``step`` then one column per curve."""
+    """Loss curves of equal length as CSV: ``step`` then one column per curve. An empty curve (a model
+    trained elsewhere, an audit's given target) has no column."""
+    curves = {name: curve for name, curve in curves.items() if len(curve)}
     lengths = {len(curve) for curve in curves.values()}
-    if len(lengths) != 1:
+    if len(lengths) > 1:
         raise ValueError(f"loss curves of different lengths: { {name: len(c) for name, c in curves.items()} }")
     names = list(curves)
     rows = [",".join(["step", *names])]
-    for step in range(lengths.pop()):
+    for step in range(lengths.pop() if lengths else 0):
         rows.append(",".join([str(step + 1), *(f"{float(curves[name][step]):.6g}" for name in names)]))
     return "\n".join(rows) + "\n"

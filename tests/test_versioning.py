@@ -18,6 +18,8 @@ def test_loss_curves_csv_has_a_step_column_and_one_column_per_model():
 def test_loss_curves_of_different_lengths_are_refused():
     with pytest.raises(ValueError, match="different lengths"):
         loss_curves_csv({"target": np.ones(3), "shadow": np.ones(2)})
+    # an audit's given target was trained elsewhere: no curve, no column
+    assert loss_curves_csv({"target": np.array([]), "shadow": np.array([2.0])}) == "step,shadow\n1,2\n"
 
 
 def test_script_dependencies_follow_imports_through_modules_and_subpackages(tmp_path):
