@@ -13,7 +13,7 @@ from pfami.config import ConfigError, check_config
 from pfami.data import (AppendedImages, DataError, fingerprint, given_splits, image_folder_pixels, load_digits_images,
                         make_splits, open_images, read_index_file, to_model_range, with_given_folders)
 from pfami.models.ddpm import adopt_pretrained_ddpm, build_scheduler, build_unet, load_ddpm
-from pfami.models.training import CheckpointError, read_loss_curve
+from pfami.models.folders import CheckpointError, read_loss_curve
 from tests.conftest import (AUDIT_INPUTS, AUDIT_MEMBERS, AUDIT_NON_MEMBERS, PROJECT, TINY_CONFIG, save_foreign_ddpm,
                             write_random_images)
 

@@ -14,7 +14,7 @@ from pfami.models import folder_family, train_model
 from pfami.models.ddpm import load_ddpm, train_ddpm
 from pfami.models.ldm import (encode_latents, encode_records, latent_decoder, load_autoencoder, load_ldm,
                               train_autoencoder, train_ldm)
-from pfami.models.training import CheckpointError
+from pfami.models.folders import CheckpointError
 from pfami.perturb import make_neighbours
 from pfami.sampling import sample_images
 from tests.conftest import PROJECT, TINY_CONFIG

@@ -7,7 +7,7 @@ import torch
 from pfami.likelihood import model_losses, record_noise, vae_losses
 from pfami.models import folder_family, train_model
 from pfami.models.ddpm import load_ddpm
-from pfami.models.training import CheckpointError
+from pfami.models.folders import CheckpointError
 from pfami.models.vae import ConvVAE, load_vae, train_vae
 from pfami.perturb import make_neighbours
 from tests.conftest import killed_after_checkpoint

@@ -32,8 +32,8 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 
 from pfami.io import atomic_directory
 from pfami.models.ddpm import load_diffusion_parts, save_diffusion_parts, train_ddpm
-from pfami.models.training import (CheckpointError, require_family, train_resumably, training_settings, unloadable,
-                                   write_training_record)
+from pfami.models.folders import CheckpointError, require_family, unloadable, write_training_record
+from pfami.models.training import train_resumably, training_settings
 
 AUTOENCODER_FOLDER = "autoencoder"
 AUTOENCODER_FAMILY = "autoencoder"

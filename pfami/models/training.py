@@ -24,9 +24,6 @@ import torch
 from tqdm import tqdm
 
 from pfami.io import atomic_path
-# The files of a model folder, torch-free (re-exported: many modules import them from here).
-from pfami.models.folders import (  # noqa: F401
-    CheckpointError, model_family, read_loss_curve, require_family, unloadable, write_training_record)
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pfami.io import atomic_directory
-from pfami.models.training import (CheckpointError, require_family, train_resumably, training_settings,
-                                   unloadable, write_training_record)
+from pfami.models.folders import CheckpointError, require_family, unloadable, write_training_record
+from pfami.models.training import train_resumably, training_settings
 
 CONFIG_KEYS = ("image_size", "channels", "block_out_channels", "latent_dim")
 
