@@ -5,8 +5,8 @@
 
 Runs `snakemake --cores N` from scratch in a temporary copy of the project (your results/ are
 untouched; `--in-place` instead reruns everything in the project itself, `--forceall`), samples
-the summed resident memory of Snakemake and every job it starts, and prints one JSON line (also
-written to benchmarks/results/reproduce_default.json).
+the summed resident memory of Snakemake and every job it starts, counts their CPU seconds, and
+prints one JSON line (also written to benchmarks/results/reproduce_default.json).
 
 `--ablations` times `snakemake --cores N ablations` after a complete main run instead: the main
 run is completed first (untimed; nothing runs where it is already complete), then every rule of
@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,9 +46,16 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def timed_snakemake(workdir: Path, arguments: list[str]) -> tuple[float, int]:
-    """Run Snakemake to the end; its wall time in seconds and the peak summed RSS in bytes."""
-    start, peak = time.monotonic(), 0
+def children_cpu_seconds() -> float:
+    """User + system CPU time of every finished descendant this process has waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_snakemake(workdir: Path, arguments: list[str]) -> tuple[float, int, float]:
+    """Run Snakemake to the end: its wall time in seconds, the peak summed RSS in bytes, and the CPU
+    seconds of Snakemake and every job (on N cores, wall time can not beat CPU seconds / N)."""
+    start, peak, cpu_before = time.monotonic(), 0, children_cpu_seconds()
     snakemake = psutil.Popen([*SNAKEMAKE, *arguments], cwd=workdir, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     while snakemake.poll() is None:
@@ -56,7 +64,7 @@ def timed_snakemake(workdir: Path, arguments: list[str]) -> tuple[float, int]:
     if snakemake.returncode != 0:
         sys.exit(f"snakemake failed (exit {snakemake.returncode}); logs under {workdir}/results\n"
                  f"{snakemake.stderr.read()[-2000:]}")
-    return time.monotonic() - start, peak
+    return time.monotonic() - start, peak, children_cpu_seconds() - cpu_before
 
 
 def ablation_rules() -> list[str]:
@@ -110,13 +118,14 @@ def main() -> None:
     else:
         arguments = [*cores, "--forceall"] if args.in_place else cores
         jobs = planned_jobs(workdir, arguments)
-    wall, peak = timed_snakemake(workdir, arguments)
+    wall, peak, cpu = timed_snakemake(workdir, arguments)
 
     metrics = {}
     for path in sorted(workdir.glob("results/*/metrics.json")):
         content = json.loads(path.read_text())
         metrics[content["experiment"]] = {attack: round(result["auc"], 4) for attack, result in content["attacks"].items()}
-    record = {"wall_seconds": round(wall, 1), "peak_rss_gb": round(peak / 1e9, 3), "cores": args.cores,
+    record = {"wall_seconds": round(wall, 1), "peak_rss_gb": round(peak / 1e9, 3), "cpu_seconds": round(cpu),
+              "cores": args.cores,
               "jobs": sum(jobs.values()), "jobs_per_rule": jobs,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
               "config": Path(args.configfile).name, "target": "ablations" if args.ablations else "all", "auc": metrics}

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pfami.attacks.baselines import calibrated_loss_attack, loss_attack
+from pfami.attacks.loss import calibrated_loss_attack, loss_attack
 from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
 from pfami.fluctuation import calibrated_fluctuation
 from pfami.io import atomic_write_text

@@ -8,8 +8,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from pfami import ablation_plots, ablations
 from pfami.cli import json_value, run
 from pfami.io import load_arrays
@@ -91,7 +89,10 @@ STUDIES = {"timesteps": timesteps, "strengths": strengths, "query_budget": query
 
 
 def main(args: argparse.Namespace) -> None:
-    torch.set_num_threads(args.threads)
+    if args.study == "mechanisms":  # the one study that trains PFAMI_NNs; the others need no torch
+        import torch
+
+        torch.set_num_threads(args.threads)
     rows, what = STUDIES[args.study](args)
     ablations.write_table(rows, args.table)
     figure = f", figure {args.figure}" if args.figure else ""

@@ -4,13 +4,18 @@ import argparse
 
 import numpy as np
 
-from pfami.attacks import score_attack
+from pfami.attacks import NN_ATTACKS, score_attack
 from pfami.cli import json_value, run
 from pfami.io import atomic_path, load_arrays
 from pfami.seeding import derived_seed
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.attack in NN_ATTACKS:
+        import torch
+
+        # A classifier's training sums in an order that depends on the thread count: fix it.
+        torch.set_num_threads(args.threads)
     shadow = load_arrays(args.shadow_features, ("is_member", "record_ids"))
     target = load_arrays(args.target_features, ("is_member", "record_ids"))
     shadow_scores, target_scores = score_attack(args.attack, args.settings, shadow, target,
@@ -31,6 +36,8 @@ parser.add_argument("--settings", type=json_value, default={}, help="the attack'
 parser.add_argument("--shadow-features", required=True, help="fluctuation (or baseline query) file of the shadow records")
 parser.add_argument("--target-features", required=True, help="fluctuation (or baseline query) file of the target records")
 parser.add_argument("--seed", type=int, required=True)
+parser.add_argument("--threads", type=int, default=1,
+                    help="torch threads of the NN attacks (their scores depend on it; the workflow uses 1)")
 parser.add_argument("--output", required=True, help="scores CSV to write")
 
 if __name__ == "__main__":

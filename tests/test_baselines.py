@@ -13,11 +13,7 @@ import pytest
 import torch
 
 from pfami.attacks.baselines import (
-    calibrated_loss_attack,
-    calibrated_loss_attack_queries,
     ddim_step,
-    loss_attack,
-    loss_attack_queries,
     pia_attack,
     pia_queries,
     pian_attack,
@@ -25,6 +21,7 @@ from pfami.attacks.baselines import (
     secmi_queries,
     secmi_timesteps,
 )
+from pfami.attacks.loss import calibrated_loss_attack, calibrated_loss_attack_queries, loss_attack, loss_attack_queries
 
 torch.set_num_threads(1)
 

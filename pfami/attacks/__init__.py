@@ -4,8 +4,8 @@
 higher = member. ``queries_per_record`` says what each costs in network evaluations.
 
 The names and costs here are torch-free, and ``score_attack`` imports the attack modules when it
-is called: evaluation, figures and the summary read this package, and would otherwise spend
-seconds importing torch in every job.
+is called, torch only for the NN attacks: evaluation, figures, the summary and the metric attacks
+read this package, and would otherwise spend seconds importing torch in every job.
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ DISPLAY_NAMES = {"loss": "Loss", "calibrated_loss": "Calibrated loss", "pfami_me
 # is the authors' hand-picked column, so it is left out of that comparison).
 PFAMI_ATTACKS = ("pfami_met", "pfami_nns")
 BASELINES = ("loss", "calibrated_loss", "secmi_stat", "secmi_nns", "pia", "pian")
+# The attacks that train a torch classifier; the others need no torch.
+NN_ATTACKS = ("pfami_nns", "secmi_nns")
 
 
 def score_attack(attack: str, settings: dict, shadow: dict[str, np.ndarray], target: dict[str, np.ndarray],
                  seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``shadow`` / ``target``: the arrays of a fluctuation file (H, the loss tensors, labels), or
     for SecMI / PIA attacks those of the family's query file (``pfami.attacks.baseline_queries``)."""
-    from pfami.attacks.baselines import calibrated_loss_attack, loss_attack
-    from pfami.attacks.classifier import cross_fitted_scores
+    from pfami.attacks.loss import calibrated_loss_attack, loss_attack
     from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
 
     if attack == "loss":
@@ -47,6 +48,8 @@ def score_attack(attack: str, settings: dict, shadow: dict[str, np.ndarray], tar
     if attack == "secmi_stat":
         return -shadow["secmi_errors"], -target["secmi_errors"]
     if attack == "secmi_nns":
+        from pfami.attacks.classifier import cross_fitted_scores  # torch: only the NN attacks pay for it
+
         return cross_fitted_scores(shadow["secmi_error_images"], shadow["is_member"], target["secmi_error_images"],
                                    settings["epochs"], settings["learning_rate"], seed)
     if attack in ("pia", "pian"):

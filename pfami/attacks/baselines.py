@@ -1,7 +1,5 @@
 """Baseline membership-inference attacks on diffusion models.
 
-* Loss attack (Matsumoto et al., 2023) and its reference-calibrated variant, computed from the
-  loss tensor that the PFAMI estimation step already produces.
 * SecMI_stat (Duan et al., ICML 2023): the t-error of one deterministic DDIM round trip, and the
   per-record error images that SecMI_NNs feeds to a classifier.
 * PIA and PIAN (Kong et al., ICLR 2024): proximal initialisation with the model's own noise
@@ -34,11 +32,7 @@ EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 __all__ = [
     "EpsModel",
     "SecMIResult",
-    "calibrated_loss_attack",
-    "calibrated_loss_attack_queries",
     "ddim_step",
-    "loss_attack",
-    "loss_attack_queries",
     "pia_attack",
     "pia_queries",
     "pian_attack",
@@ -46,44 +40,6 @@ __all__ = [
     "secmi_queries",
     "secmi_timesteps",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Loss attacks (from the PFAMI loss tensor L[record, timestep, strength]; strength 0 = original)
-# --------------------------------------------------------------------------------------------
-
-
-def _unperturbed_mean_loss(losses: np.ndarray, name: str) -> np.ndarray:
-    losses = np.asarray(losses, dtype=np.float64)
-    if losses.ndim != 3 or losses.shape[2] < 1:
-        raise ValueError(
-            f"{name}: expected a loss tensor [records, timesteps, 1 + strengths], got shape {losses.shape}"
-        )
-    return losses[:, :, 0].mean(axis=1)
-
-
-def loss_attack(target_losses: np.ndarray) -> np.ndarray:
-    """Loss attack: ``-mean_t L_target[:, t, 0]``, one score per record (higher = member)."""
-    return -_unperturbed_mean_loss(target_losses, "target_losses")
-
-
-def calibrated_loss_attack(target_losses: np.ndarray, reference_losses: np.ndarray) -> np.ndarray:
-    """Reference-calibrated loss: ``-(mean_t L_target[:, t, 0] - mean_t L_reference[:, t, 0])``."""
-    target = _unperturbed_mean_loss(target_losses, "target_losses")
-    reference = _unperturbed_mean_loss(reference_losses, "reference_losses")
-    if target.shape != reference.shape:
-        raise ValueError(f"target and reference losses cover different records: {target.shape} vs {reference.shape}")
-    return -(target - reference)
-
-
-def loss_attack_queries(num_timesteps: int) -> dict[str, int]:
-    """One noise prediction per sampled timestep of the unperturbed record, on the target only."""
-    return {"target": int(num_timesteps), "reference": 0}
-
-
-def calibrated_loss_attack_queries(num_timesteps: int) -> dict[str, int]:
-    """The same timesteps evaluated on the target and on the reference model."""
-    return {"target": int(num_timesteps), "reference": int(num_timesteps)}
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from pfami.attacks.classifier import cross_fitted_scores
-
 
 def pfami_met_scores(fluctuations: np.ndarray, strength_index: int | None = None) -> np.ndarray:
     """PFAMI_Met: the mean of H over all timesteps and strengths, or, with ``strength_index``,
@@ -24,5 +22,7 @@ def pfami_nns_scores(shadow_fluctuations: np.ndarray, shadow_is_member: np.ndarr
     (two-fold cross-fitting, see ``cross_fitted_scores``).
 
     Returns (out-of-fold shadow scores, target scores); the target's labels are never seen."""
+    from pfami.attacks.classifier import cross_fitted_scores  # torch, which PFAMI_Met does not need
+
     return cross_fitted_scores(shadow_fluctuations[:, None], shadow_is_member, target_fluctuations[:, None], epochs,
                                learning_rate, seed)

@@ -65,7 +65,7 @@ rule score_attack:
     shell:
         "python scripts/score_attack.py --attack {wildcards.attack} --settings {params.settings:q} "
         "--shadow-features {input.shadow} --target-features {input.target} --seed {params.seed} "
-        "--output {output} > {log} 2>&1"
+        "--threads {threads} --output {output} > {log} 2>&1"
 
 
 rule evaluate:

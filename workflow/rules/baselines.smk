@@ -54,7 +54,7 @@ rule score_baseline:
     shell:
         "python scripts/score_attack.py --attack {wildcards.attack} --settings {params.settings:q} "
         "--shadow-features {input.shadow} --target-features {input.target} --seed {params.seed} "
-        "--output {output} > {log} 2>&1"
+        "--threads {threads} --output {output} > {log} 2>&1"
 
 
 # score_attack's pattern also matches these attacks' score files; they are scored from their queries.
