@@ -131,11 +131,12 @@ def audit_experiment(inputs: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """The whole tiny DAG, run once, with an audit of a given model beside the tiny config's
-    experiments (one Snakemake run packs both cores better than two); tests read its artefacts."""
+    """The whole tiny DAG and its ablations, run once, with an audit of a given model beside the tiny
+    config's experiments (one Snakemake run packs both cores better than several); tests read its
+    artefacts."""
     workdir = copy_project(tmp_path_factory.mktemp("tiny_run"))
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["experiments"]["audit"] = audit_experiment(workdir / AUDIT_INPUTS)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    run_snakemake(workdir, "--cores", "2")
+    run_snakemake(workdir, "--cores", "2", "all", "ablations")
     return workdir

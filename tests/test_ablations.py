@@ -1,16 +1,16 @@
 """Ablation studies: subset metrics on hand-made arrays, config refusals, training snapshots, and
-the `ablations` target on the tiny workflow (its plan reuses the main run's work)."""
+the `ablations` target, made by the tiny workflow run (its plan reuses the main run's work)."""
 
 import csv
 import json
 import re
-import shutil
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
+from benchmarks.reproduce_default import ablation_rules
 from pfami import ablations
 from pfami.config import ConfigError, check_config
 from pfami.likelihood import diffusion_losses
@@ -210,27 +210,25 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 
 @pytest.mark.workflow
-def test_ablations_reuse_the_main_run_and_report_every_study(tiny_run, tmp_path):
-    workdir = tmp_path / "run"
-    shutil.copytree(tiny_run, workdir, symlinks=True)
-    plan = run_snakemake(workdir, "-n", "ablations").stdout
+def test_ablations_reuse_the_main_run_and_report_every_study(tiny_run):
+    # The tiny run made `all` and `ablations` in one Snakemake run. Forcing every ablation rule
+    # again plans no main-run job: the studies reuse the main run's models and tensors.
+    plan = run_snakemake(tiny_run, "-n", "--forcerun", *ablation_rules(), "--", "ablations").stdout
     jobs = planned_jobs(plan)
+    assert set(jobs) - {"ablations"} <= set(ablation_rules()), jobs
     # Only the brightness tensors (4) and the one early snapshot are new network work.
-    assert jobs.get("train_model", 0) == 0 and jobs.get("estimate_losses", 0) == 0
     assert jobs["estimate_mechanism_losses"] == 4 and "-crop.npz" not in plan
     assert jobs["train_snapshots"] == 1 and jobs["estimate_snapshot_losses"] == 1
     assert jobs["ablate_mechanism"] == 2  # crop (reused tensors) and brightness
-    assert {"extract_fluctuations", "score_attack", "evaluate"}.isdisjoint(jobs)
 
-    run_snakemake(workdir, "--cores", "2", "ablations")
-    folder = workdir / "results" / "tiny" / "ablations"
+    folder = tiny_run / "results" / "tiny" / "ablations"
     tables = {}
     for study in STUDIES:
         assert (folder / f"{study}.png").read_bytes()[:4] == b"\x89PNG"
         with open(folder / f"{study}.csv") as handle:
             tables[study] = list(csv.DictReader(handle))
         assert all(0.0 <= float(row["auc"]) <= 1.0 for row in tables[study])
-    metrics = json.loads((workdir / "results" / "tiny" / "metrics.json").read_text())["attacks"]
+    metrics = json.loads((tiny_run / "results" / "tiny" / "metrics.json").read_text())["attacks"]
 
     # The full sub-grid is the configured attack itself: same AUC as the main evaluation.
     budget = {(row["attack"], row["source"], row["timestep_count"], row["neighbour_count"]): row
@@ -242,9 +240,9 @@ def test_ablations_reuse_the_main_run_and_report_every_study(tiny_run, tmp_path)
     assert [(row["mechanism"], row["attack"]) for row in tables["mechanisms"]] == [
         ("crop", "pfami_met"), ("crop", "pfami_nns"), ("brightness", "pfami_met"), ("brightness", "pfami_nns")]
     assert sorted({int(row["training_step"]) for row in tables["memorisation"]}) == [6, 12]
-    snapshots = workdir / "results" / "tiny" / "snapshots" / "target"
+    snapshots = tiny_run / "results" / "tiny" / "snapshots" / "target"
     assert sorted(path.name for path in snapshots.glob("step_*")) == ["step_6"]
     with np.load(folder / "losses" / "target-on-target-brightness.npz") as tensor:
         assert tensor["losses"].shape == (24, 3, 4) and tensor["is_member"].sum() == 12
     # The studies leave the main run untouched and are themselves complete.
-    assert "Nothing to be done" in run_snakemake(workdir, "-n", "all", "ablations").stdout
+    assert "Nothing to be done" in run_snakemake(tiny_run, "-n", "all", "ablations").stdout

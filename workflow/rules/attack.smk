@@ -13,6 +13,9 @@ rule estimate_losses:
         family=lambda w: experiment(w)["model"]["family"],
         device=config["device"],
     threads: 1
+    # The PFAMI chain before the baselines and sample grids: a core that frees up when the last
+    # model is trained goes to its loss tensors, not to a minute-long baseline job.
+    priority: 5
     resources:
         mem_mb=3000,
     conda:
@@ -36,6 +39,8 @@ rule extract_fluctuations:
         "results/{experiment}/fluctuations/{records}.npz",
     params:
         min_loss=lambda w: experiment(w)["fluctuation"].get("min_loss", 1e-6),
+    # The PFAMI chain (see estimate_losses).
+    priority: 5
     conda:
         SOFTWARE_ENV
     # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
@@ -56,6 +61,8 @@ rule score_attack:
     params:
         settings=lambda w: json.dumps(experiment(w)["attacks"][w.attack]),
         seed=lambda w: experiment(w)["seed"],
+    # The PFAMI chain (see estimate_losses); PFAMI_NNs is its last long job.
+    priority: 5
     conda:
         SOFTWARE_ENV
     # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.

@@ -20,8 +20,9 @@ rule train_model:
         autoencoder=lambda w, input: f"--autoencoder {input.autoencoder}" if input.autoencoder else "",
     # One thread per job: jobs run side by side, which beats threading these small networks.
     threads: 1
-    # Training is the longest step; start it before any estimation so no core idles at the end.
-    priority: 10
+    # Training heads the longest chain (train -> estimate -> fluctuate -> attack): start it before
+    # anything else, the diffusion models (minutes) before the VAEs (seconds).
+    priority: lambda w: 10 if experiment(w)["model"]["family"] in DIFFUSION_FAMILIES else 9
     resources:
         mem_mb=3000,
     conda:
