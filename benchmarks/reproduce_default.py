@@ -6,7 +6,9 @@
 Runs `snakemake --cores N` from scratch in a temporary copy of the project (your results/ are
 untouched; `--in-place` instead reruns everything in the project itself, `--forceall`), samples
 the summed resident memory of Snakemake and every job it starts, counts their CPU seconds, and
-prints one JSON line (also written to benchmarks/results/reproduce_default.json).
+prints one JSON line (also written to benchmarks/results/reproduce_default.json). Before the run it
+measures the machine's speed (CPU seconds per default training step, `--speed-probe`): this VM's
+speed varies, and two runs' wall times compare only at similar probe values.
 
 `--ablations` times `snakemake --cores N ablations` after a complete main run instead: the main
 run is completed first (untimed; nothing runs where it is already complete), then every rule of
@@ -67,6 +69,41 @@ def timed_snakemake(workdir: Path, arguments: list[str]) -> tuple[float, int, fl
     return time.monotonic() - start, peak, children_cpu_seconds() - cpu_before
 
 
+def training_step_seconds(steps: int = 20) -> float:
+    """CPU seconds per training step of the default U-Net (batch 64, one thread), measured here.
+
+    The machine's speed varies from day to day; wall times of two runs compare only at similar
+    probe values. Run in its own process (``--speed-probe``) so that it sees no warm caches."""
+    import torch
+
+    from pfami.models.ddpm import build_scheduler, build_unet, denoising_step_loss
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    unet = build_unet(16, 1, [16, 32, 64], 1, [])
+    step_loss = denoising_step_loss(build_scheduler(1000, 1e-4, 0.02))
+    optimiser = torch.optim.AdamW(unet.parameters(), lr=1e-3)
+    images, generator = torch.rand(200, 1, 16, 16) * 2 - 1, torch.Generator().manual_seed(0)
+
+    def train(count: int) -> None:
+        for _ in range(count):
+            loss = step_loss(unet, images[torch.randint(0, len(images), (64,), generator=generator)], generator)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+
+    train(3)  # first steps allocate
+    start = time.process_time()
+    train(steps)
+    return (time.process_time() - start) / steps
+
+
+def speed_probe() -> float:
+    probe = subprocess.run([sys.executable, __file__, "--speed-probe"], capture_output=True, text=True, check=True,
+                           cwd=PROJECT)
+    return round(float(probe.stdout.strip().splitlines()[-1]), 4)
+
+
 def ablation_rules() -> list[str]:
     """Every rule declared in workflow/rules/ablations.smk (`rule NAME:` and `use rule ... as NAME`)."""
     text = (PROJECT / "workflow" / "rules" / "ablations.smk").read_text()
@@ -94,7 +131,11 @@ def main() -> None:
     parser.add_argument("--in-place", action="store_true", help="rerun in this project's results/")
     parser.add_argument("--ablations", action="store_true", help="time the ablation target after the main run")
     parser.add_argument("--output", help="JSON to write (default: benchmarks/results/{reproduce,ablations}_default.json)")
+    parser.add_argument("--speed-probe", action="store_true", help="only print CPU seconds per default training step")
     args = parser.parse_args()
+    if args.speed_probe:
+        print(training_step_seconds())
+        return
     output = Path(args.output or PROJECT / "benchmarks" / "results"
                   / ("ablations_default.json" if args.ablations else "reproduce_default.json"))
 
@@ -118,6 +159,7 @@ def main() -> None:
     else:
         arguments = [*cores, "--forceall"] if args.in_place else cores
         jobs = planned_jobs(workdir, arguments)
+    step_seconds = speed_probe()
     wall, peak, cpu = timed_snakemake(workdir, arguments)
 
     metrics = {}
@@ -125,7 +167,7 @@ def main() -> None:
         content = json.loads(path.read_text())
         metrics[content["experiment"]] = {attack: round(result["auc"], 4) for attack, result in content["attacks"].items()}
     record = {"wall_seconds": round(wall, 1), "peak_rss_gb": round(peak / 1e9, 3), "cpu_seconds": round(cpu),
-              "cores": args.cores,
+              "training_step_seconds": step_seconds, "cores": args.cores,
               "jobs": sum(jobs.values()), "jobs_per_rule": jobs,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
               "config": Path(args.configfile).name, "target": "ablations" if args.ablations else "all", "auc": metrics}

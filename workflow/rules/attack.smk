@@ -13,9 +13,10 @@ rule estimate_losses:
         family=lambda w: experiment(w)["model"]["family"],
         device=config["device"],
     threads: 1
-    # The PFAMI chain before the baselines and sample grids: a core that frees up when the last
-    # model is trained goes to its loss tensors, not to a minute-long baseline job.
-    priority: 5
+    # Priorities follow the longest chain: training (10), then the PFAMI chain (6: a core freed by
+    # the last training goes to that model's loss tensors), the baselines (5), then sample grids
+    # and reports (0), which nothing waits for.
+    priority: 6
     resources:
         mem_mb=3000,
     conda:
@@ -40,7 +41,7 @@ rule extract_fluctuations:
     params:
         min_loss=lambda w: experiment(w)["fluctuation"].get("min_loss", 1e-6),
     # The PFAMI chain (see estimate_losses).
-    priority: 5
+    priority: 6
     conda:
         SOFTWARE_ENV
     # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
@@ -62,7 +63,7 @@ rule score_attack:
         settings=lambda w: json.dumps(experiment(w)["attacks"][w.attack]),
         seed=lambda w: experiment(w)["seed"],
     # The PFAMI chain (see estimate_losses); PFAMI_NNs is its last long job.
-    priority: 5
+    priority: 6
     conda:
         SOFTWARE_ENV
     # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.

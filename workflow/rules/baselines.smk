@@ -20,6 +20,9 @@ rule estimate_baselines:
         batch_size=lambda w: experiment(w)["estimation"]["batch_size"],
         device=config["device"],
     threads: 1
+    # Below the PFAMI chain, above the sample grids (see estimate_losses): SecMI_NNs is minutes of
+    # classifier training that needs only the target and shadow models; it fits beside the last training.
+    priority: 5
     resources:
         mem_mb=3000,
     conda:
@@ -47,6 +50,7 @@ rule score_baseline:
     params:
         settings=lambda w: json.dumps(experiment(w)["attacks"][w.attack]),
         seed=lambda w: experiment(w)["seed"],
+    priority: 5
     conda:
         SOFTWARE_ENV
     log:
