@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -24,9 +27,9 @@ def _toy_fluctuations(count, seed):
 
 
 def test_pfami_nns_learns_a_separable_toy_set_without_target_labels():
-    shadow, shadow_labels = _toy_fluctuations(120, seed=0)
-    target, target_labels = _toy_fluctuations(80, seed=1)
-    shadow_scores, target_scores = pfami_nns_scores(shadow, shadow_labels, target, epochs=40, learning_rate=0.01, seed=0)
+    shadow, shadow_labels = _toy_fluctuations(80, seed=0)
+    target, target_labels = _toy_fluctuations(60, seed=1)
+    shadow_scores, target_scores = pfami_nns_scores(shadow, shadow_labels, target, epochs=20, learning_rate=0.01, seed=0)
     assert roc_summary(target_scores, target_labels)["auc"] > 0.95
     assert roc_summary(shadow_scores, shadow_labels)["auc"] > 0.9  # out-of-fold, not training fit
 
@@ -44,3 +47,21 @@ def test_score_attack_dispatches_and_counts_queries():
     assert queries_per_record("loss", 10, 10) == {"target": 10, "reference": 0}
     with pytest.raises(ValueError, match="unknown attack"):
         score_attack("nope", {}, role, role, seed=0)
+
+
+def test_the_workflow_and_the_metric_attacks_import_no_torch():
+    # Importing torch costs seconds of CPU in every job: Snakemake (pfami.config, pfami.models), the
+    # metric attacks and the ablation studies must not pay for it; only the NN attacks do.
+    code = """
+import sys
+import numpy as np
+import pfami.ablations, pfami.config, pfami.models, pfami.metrics
+from pfami.attacks import score_attack
+role = {"fluctuation": np.ones((2, 2, 3)), "attacked_model_losses": np.ones((2, 2, 4)),
+        "reference_model_losses": np.ones((2, 2, 4)), "is_member": np.array([True, False])}
+for attack in ("loss", "calibrated_loss", "pfami_met"):
+    score_attack(attack, {}, role, role, seed=0)
+assert "torch" not in sys.modules, "torch was imported"
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
