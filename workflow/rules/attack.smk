@@ -13,9 +13,9 @@ rule estimate_losses:
         family=lambda w: experiment(w)["model"]["family"],
         device=config["device"],
     threads: 1
-    # Priorities follow the longest chain: training (10), then the PFAMI chain (6: a core freed by
-    # the last training goes to that model's loss tensors), the baselines (5), then sample grids
-    # and reports (0), which nothing waits for.
+    # Priorities put long jobs first, so that none is left running alone at the end: training
+    # (10, VAEs 9), the baselines (8: SecMI_NNs is minutes of classifier training that needs only
+    # the target and shadow models), this chain (6), then sample grids and reports (0).
     priority: 6
     resources:
         mem_mb=3000,

@@ -20,9 +20,9 @@ rule estimate_baselines:
         batch_size=lambda w: experiment(w)["estimation"]["batch_size"],
         device=config["device"],
     threads: 1
-    # Below the PFAMI chain, above the sample grids (see estimate_losses): SecMI_NNs is minutes of
-    # classifier training that needs only the target and shadow models; it fits beside the last training.
-    priority: 5
+    # Ahead of the PFAMI chain (see estimate_losses): SecMI_NNs, the longest job after training,
+    # can start as soon as the target and shadow models exist.
+    priority: 8
     resources:
         mem_mb=3000,
     conda:
@@ -50,7 +50,7 @@ rule score_baseline:
     params:
         settings=lambda w: json.dumps(experiment(w)["attacks"][w.attack]),
         seed=lambda w: experiment(w)["seed"],
-    priority: 5
+    priority: 8
     conda:
         SOFTWARE_ENV
     log:
