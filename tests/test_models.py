@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pfami.models.ddpm import CheckpointError, load_ddpm, train_ddpm
+from pfami.models.ddpm import load_ddpm, train_ddpm
+from pfami.models.folders import CheckpointError
 from tests.conftest import killed_after_checkpoint
 
 MODEL = {"family": "ddpm", "block_out_channels": [8, 16], "layers_per_block": 1, "attention_levels": [],

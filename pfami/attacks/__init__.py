@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pfami.attacks.loss import calibrated_loss_attack_queries, loss_attack_queries
 from pfami.config import FAMILY_OF, pia_queries, secmi_queries
 
 ATTACKS = ("loss", "calibrated_loss", "pfami_met", "pfami_met_single", "pfami_nns",
@@ -70,8 +71,8 @@ def queries_per_record(attack: str, timestep_count: int, strength_count: int,
     if FAMILY_OF.get(attack) == "pia":
         return pia_queries()
     full = timestep_count * (strength_count + 1)
-    return {"loss": {"target": timestep_count, "reference": 0},
-            "calibrated_loss": {"target": timestep_count, "reference": timestep_count},
+    return {"loss": loss_attack_queries(timestep_count),
+            "calibrated_loss": calibrated_loss_attack_queries(timestep_count),
             "pfami_met": {"target": full, "reference": full},
             "pfami_met_single": {"target": 2 * timestep_count, "reference": 2 * timestep_count},
             "pfami_nns": {"target": full, "reference": full}}[attack]

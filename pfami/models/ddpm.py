@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 
 from pfami.io import atomic_directory
-from pfami.models.folders import (  # noqa: F401  (CheckpointError and read_loss_curve are re-exported)
-    CheckpointError, read_loss_curve, require_family, unloadable, write_training_record)
+from pfami.models.folders import CheckpointError, require_family, unloadable, write_training_record
 from pfami.models.training import StepLoss, train_resumably, training_settings
 
 # (output folder, unet, scheduler, loss curve, settings) -> None: how a trained model is saved.
