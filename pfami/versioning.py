@@ -23,6 +23,8 @@ from pfami.config import FAMILY_OF
 CONFIG_FILE = "config/config.yaml"
 ROLES = ("target", "shadow", "reference")
 ATTACKED_ROLES = ("target", "shadow")
+# The figures `make_figures` draws for each experiment (results/{experiment}/figures/{name}.png).
+FIGURES = ("roc", "fluctuation", "score_distributions", "training_loss")
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,14 @@ STAGES = (
           inputs=("scores", "fluctuations"), targets=("metrics.json",),
           metrics={"metrics.json": {"cache": False}}, plots={"roc": {"cache": False}}),
     # The loss-curve copy sits here, not in "train", so that editing it never makes DVC retrain the models.
-    Stage("figures", ("make_figures", "collect_training_loss", "sample_images"),
-          ("make_figures.py", "collect_training_loss.py", "sample_images.py"), ("report.smk", "versioning.smk", "sample.smk"),
-          ("sampling",), inputs=("metrics.json", "roc", "scores", "fluctuations", "models"),
-          targets=("figures/roc.png", "training_loss.csv", "figures/samples_{sample_role}.png"), outs={"figures": {}},
+    Stage("figures", ("make_figures", "collect_training_loss"), ("make_figures.py", "collect_training_loss.py"),
+          ("report.smk", "versioning.smk"), (), inputs=("metrics.json", "roc", "scores", "fluctuations", "models"),
+          targets=("figures/roc.png", "training_loss.csv"), outs={f"figures/{name}.png": {} for name in FIGURES},
           plots={"training_loss.csv": {"cache": False}}),
+    # The sample grids need the models only: a changed attack setting does not sample them again.
+    Stage("samples", ("sample_images",), ("sample_images.py",), ("sample.smk",), ("sampling",), inputs=("models",),
+          targets=("figures/samples_{sample_role}.png",),
+          outs={f"figures/samples_{role}.png": {} for role in ROLES}),
 )
 
 

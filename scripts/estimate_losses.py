@@ -1,4 +1,7 @@
-"""Estimate the loss tensor L[record, timestep or ELBO draw, strength] of one model on one role's records."""
+"""Estimate the loss tensor L[record, timestep or ELBO draw, strength] of each given model on one role's records.
+
+The workflow passes the attacked model and the reference model together: one process loads the
+records and imports torch and diffusers (seconds) once for both tensors."""
 
 import argparse
 
@@ -18,14 +21,16 @@ def main(args: argparse.Namespace) -> None:
     images = open_images(args.data, args.cache_dir)
     record_ids, records, is_member = records_of(images, load_splits(args.splits_file, images), args.records,
                                                 args.attacked_per_part)
-    family = folder_family(args.model_dir, args.family)
-    losses, first_axis = model_losses(args.model_dir, family, records, record_ids, args.estimation, args.perturbation,
-                                      args.seed, args.model_name, device)
-    # For a VAE, "timesteps" holds the draw indices: the axis downstream steps read is the same.
-    save_arrays(args.output, losses=losses, record_ids=record_ids, is_member=is_member, timesteps=first_axis,
-                strengths=np.array(args.perturbation["strengths"]))
-    print(f"{args.model_name} {family} model on {len(records)} {args.records} records: loss tensor {losses.shape}, "
-          f"mean own loss {losses[:, :, 0].mean():.4f}")
+    # Every folder is checked before the first estimation: a bad one fails the job in seconds, not minutes.
+    families = [folder_family(model_dir, args.family) for _, model_dir, _ in args.model]
+    for (model_name, model_dir, output), family in zip(args.model, families):
+        losses, first_axis = model_losses(model_dir, family, records, record_ids, args.estimation, args.perturbation,
+                                          args.seed, model_name, device)
+        # For a VAE, "timesteps" holds the draw indices: the axis downstream steps read is the same.
+        save_arrays(output, losses=losses, record_ids=record_ids, is_member=is_member, timesteps=first_axis,
+                    strengths=np.array(args.perturbation["strengths"]))
+        print(f"{model_name} {family} model on {len(records)} {args.records} records: loss tensor {losses.shape}, "
+              f"mean own loss {losses[:, :, 0].mean():.4f}")
 
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -34,8 +39,9 @@ parser.add_argument("--splits-file", required=True)
 parser.add_argument("--records", choices=["target", "shadow", "reference"], required=True,
                     help="whose members and hold-outs to evaluate")
 parser.add_argument("--attacked-per-part", type=json_value, default=None)
-parser.add_argument("--model-dir", required=True)
-parser.add_argument("--model-name", required=True, help="the model's role; keys the noise when it is not shared")
+parser.add_argument("--model", nargs=3, action="append", required=True, metavar=("NAME", "FOLDER", "OUTPUT"),
+                    help="a model to estimate: its role (keys the noise when it is not shared), its folder and "
+                         "the loss tensor file to write (.npz); repeat for more models")
 parser.add_argument("--family", choices=FAMILIES, default=None,
                     help="the family the experiment expects; a folder of another family is refused")
 parser.add_argument("--estimation", type=json_value, required=True, help="the experiment's estimation section (JSON)")
@@ -43,7 +49,6 @@ parser.add_argument("--perturbation", type=json_value, required=True, help="the 
 parser.add_argument("--seed", type=int, required=True)
 parser.add_argument("--device", default="auto")
 parser.add_argument("--threads", type=int, default=1)
-parser.add_argument("--output", required=True, help="loss tensor file to write (.npz)")
 parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="where preprocessed images are cached")
 
 if __name__ == "__main__":

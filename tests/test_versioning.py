@@ -49,7 +49,9 @@ def test_every_stage_runs_rules_that_exist_on_targets_under_its_experiment():
     assert "experiments.tiny_ldm.model.autoencoder" in stages["autoencoder-tiny_ldm"]["params"][0]["config/config.yaml"]
     assert "results/tiny_ldm/autoencoder" in stages["train-tiny_ldm"]["deps"]
     assert "results/tiny/autoencoder" not in stages["train-tiny"]["deps"]
-    assert "results/tiny_ldm/figures/samples_shadow.png" in stages["figures-tiny_ldm"]["cmd"]
+    assert "results/tiny_ldm/figures/samples_shadow.png" in stages["samples-tiny_ldm"]["cmd"]
+    # the sample grids need only the models: a changed attack setting must not sample them again
+    assert stages["samples-tiny"]["deps"][-1] == "results/tiny/models" and "sample_images" not in stages["figures-tiny"]["cmd"]
     for name, stage in stages.items():
         command, targets = stage["cmd"].split(" -- ")
         assert set(command.split("--allowed-rules ")[1].split()) <= rule_names, name

@@ -129,11 +129,11 @@ def test_model_of_the_wrong_family_fails_estimation_with_one_line(tiny_run, tmp_
     result = subprocess.run([sys.executable, str(PROJECT / "scripts" / "estimate_losses.py"),
                              "--data", '{"source": "digits", "image_size": 16, "channels": 1}',
                              "--splits-file", str(tiny_run / "results" / "tiny_vae" / "splits.json"),
-                             "--records", "target", "--model-dir", str(tiny_run / "results" / "tiny_vae" / "models" / "target"),
-                             "--model-name", "target", "--family", "ddpm",
+                             "--records", "target", "--family", "ddpm",
+                             "--model", "target", str(tiny_run / "results" / "tiny_vae" / "models" / "target"), str(output),
                              "--estimation", '{"timesteps": [0], "batch_size": 8}',
-                             "--perturbation", '{"mechanism": "crop", "strengths": [0.9]}', "--seed", "0",
-                             "--output", str(output)], capture_output=True, text=True)
+                             "--perturbation", '{"mechanism": "crop", "strengths": [0.9]}', "--seed", "0"],
+                            capture_output=True, text=True)
     assert result.returncode == 1
     assert "holds a vae model but the experiment's model.family is ddpm" in result.stderr.strip().splitlines()[-1]
     assert not output.exists()
@@ -188,14 +188,18 @@ def test_split_sizes_larger_than_the_data_fail_with_one_line_and_no_file(tmp_pat
     assert not output.exists()
 
 
-def test_missing_model_fails_estimation_cleanly(tiny_run, tmp_path):
-    output = tmp_path / "losses.npz"
+def test_missing_model_fails_estimation_before_any_tensor_is_written(tiny_run, tmp_path):
+    # The attacked model exists, the reference does not: the job fails before estimating either.
+    attacked, reference = tmp_path / "target-on-target.npz", tmp_path / "reference-on-target.npz"
     result = subprocess.run([sys.executable, str(PROJECT / "scripts" / "estimate_losses.py"),
                              "--data", '{"source": "digits", "image_size": 16, "channels": 1}',
                              "--splits-file", str(tiny_run / "results" / "tiny" / "splits.json"), "--records", "target",
-                             "--model-dir", str(tmp_path / "no_model"), "--model-name", "target",
+                             "--model", "target", str(tiny_run / "results" / "tiny" / "models" / "target"), str(attacked),
+                             "--model", "reference", str(tmp_path / "no_model"), str(reference),
                              "--estimation", '{"timesteps": [0], "batch_size": 8}',
-                             "--perturbation", '{"mechanism": "crop", "strengths": [0.9]}', "--seed", "0",
-                             "--output", str(output)], capture_output=True, text=True)
-    assert result.returncode == 1 and "not a DDPM folder" in result.stderr.strip().splitlines()[-1]
-    assert not output.exists()
+                             "--perturbation", '{"mechanism": "crop", "strengths": [0.9]}', "--seed", "0"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (f"error: {tmp_path / 'no_model'}: no such model folder; "
+                                                      "train the model first or fix the path")
+    assert not attacked.exists() and not reference.exists()

@@ -46,7 +46,10 @@ def train_model(images: np.ndarray, model_config: dict, training: dict, seed: in
 def folder_family(model_dir: str | Path, expected: str | None = None) -> str:
     """The family of a model folder (``training.json``; a diffusers folder without one is a DDPM).
 
-    With ``expected``, a folder of another family is refused with a one-line ``CheckpointError``."""
+    With ``expected``, a folder of another family is refused with a one-line ``CheckpointError``;
+    so is a missing folder."""
+    if not Path(model_dir).is_dir():
+        raise CheckpointError(f"{model_dir}: no such model folder; train the model first or fix the path")
     family = model_family(model_dir) or "ddpm"
     if expected is not None and family != expected:
         raise CheckpointError(f"{model_dir}: holds a {family} model but the experiment's model.family is {expected}; "

@@ -17,7 +17,8 @@ rule ablations:
 # The main estimation with another mechanism (the paper's strengths for it) on fewer records.
 use rule estimate_losses as estimate_mechanism_losses with:
     output:
-        "results/{experiment}/ablations/losses/{model}-on-{records}-{mechanism}.npz",
+        attacked_model="results/{experiment}/ablations/losses/{records}-on-{records}-{mechanism}.npz",
+        reference_model="results/{experiment}/ablations/losses/reference-on-{records}-{mechanism}.npz",
     params:
         attacked=lambda w: json.dumps(ablations_of(w)["records_per_part"]),
         perturbation=lambda w: json.dumps(
@@ -33,9 +34,9 @@ use rule estimate_losses as estimate_mechanism_losses with:
     conda:
         SOFTWARE_ENV
     log:
-        "results/{experiment}/logs/ablations/estimate_losses/{model}-on-{records}-{mechanism}.log",
+        "results/{experiment}/logs/ablations/estimate_losses/{records}-records-{mechanism}.log",
     benchmark:
-        "results/{experiment}/benchmarks/ablations/estimate_losses/{model}-on-{records}-{mechanism}.tsv"
+        "results/{experiment}/benchmarks/ablations/estimate_losses/{records}-records-{mechanism}.tsv"
 
 
 rule train_snapshots:
@@ -90,9 +91,10 @@ rule estimate_snapshot_losses:
         "results/{experiment}/benchmarks/ablations/estimate_losses/target_step_{step}-on-target.tsv"
     shell:
         "python scripts/estimate_losses.py --data {params.data:q} --splits-file {input.splits} "
-        "--records target --attacked-per-part {params.attacked:q} --model-dir {input.snapshots}/step_{wildcards.step} "
-        "--model-name target --estimation {params.estimation:q} --perturbation {params.perturbation:q} "
-        "--seed {params.seed} --device {params.device} --threads {threads} --output {output} > {log} 2>&1"
+        "--records target --attacked-per-part {params.attacked:q} "
+        "--model target {input.snapshots}/step_{wildcards.step} {output} "
+        "--estimation {params.estimation:q} --perturbation {params.perturbation:q} "
+        "--seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule ablate_subsets:

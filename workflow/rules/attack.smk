@@ -1,9 +1,13 @@
+# The two loss tensors that H of one role's records needs, the attacked model's and the reference
+# model's, from one job: importing torch and diffusers costs seconds per process.
 rule estimate_losses:
     input:
-        model="results/{experiment}/models/{model}",
+        attacked_model="results/{experiment}/models/{records}",
+        reference_model="results/{experiment}/models/reference",
         splits="results/{experiment}/splits.json",
     output:
-        "results/{experiment}/losses/{model}-on-{records}.npz",
+        attacked_model="results/{experiment}/losses/{records}-on-{records}.npz",
+        reference_model="results/{experiment}/losses/reference-on-{records}.npz",
     params:
         data=data_section,
         attacked=lambda w: json.dumps(experiment(w)["splits"].get("attacked_per_part")),
@@ -22,14 +26,16 @@ rule estimate_losses:
     conda:
         SOFTWARE_ENV
     log:
-        "results/{experiment}/logs/estimate_losses/{model}-on-{records}.log",
+        "results/{experiment}/logs/estimate_losses/{records}-records.log",
     benchmark:
-        "results/{experiment}/benchmarks/estimate_losses/{model}-on-{records}.tsv"
+        "results/{experiment}/benchmarks/estimate_losses/{records}-records.tsv"
     shell:
         "python scripts/estimate_losses.py --data {params.data:q} --splits-file {input.splits} "
-        "--records {wildcards.records} --attacked-per-part {params.attacked:q} --model-dir {input.model} "
-        "--model-name {wildcards.model} --family {params.family} --estimation {params.estimation:q} --perturbation {params.perturbation:q} "
-        "--seed {params.seed} --device {params.device} --threads {threads} --output {output} > {log} 2>&1"
+        "--records {wildcards.records} --attacked-per-part {params.attacked:q} "
+        "--model {wildcards.records} {input.attacked_model} {output.attacked_model} "
+        "--model reference {input.reference_model} {output.reference_model} "
+        "--family {params.family} --estimation {params.estimation:q} --perturbation {params.perturbation:q} "
+        "--seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule extract_fluctuations:

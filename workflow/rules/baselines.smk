@@ -5,12 +5,16 @@
 from pfami.config import FAMILY_OF, family_settings
 
 
+# One job per family queries the target model on the target records and the shadow model on the
+# shadow records (the pair every attack of the family scores): torch and diffusers are imported once.
 rule estimate_baselines:
     input:
-        model="results/{experiment}/models/{model}",
+        target_model="results/{experiment}/models/target",
+        shadow_model="results/{experiment}/models/shadow",
         splits="results/{experiment}/splits.json",
     output:
-        "results/{experiment}/baselines/{family}-{model}-on-{records}.npz",
+        target="results/{experiment}/baselines/{family}-target-on-target.npz",
+        shadow="results/{experiment}/baselines/{family}-shadow-on-shadow.npz",
     wildcard_constraints:
         family="secmi|pia",
     params:
@@ -28,14 +32,14 @@ rule estimate_baselines:
     conda:
         SOFTWARE_ENV
     log:
-        "results/{experiment}/logs/estimate_baselines/{family}-{model}-on-{records}.log",
+        "results/{experiment}/logs/estimate_baselines/{family}.log",
     benchmark:
-        "results/{experiment}/benchmarks/estimate_baselines/{family}-{model}-on-{records}.tsv"
+        "results/{experiment}/benchmarks/estimate_baselines/{family}.tsv"
     shell:
         "python scripts/estimate_baselines.py --family {wildcards.family} --settings {params.settings:q} "
-        "--data {params.data:q} --splits-file {input.splits} --records {wildcards.records} "
-        "--attacked-per-part {params.attacked:q} --model-dir {input.model} --model-name {wildcards.model} "
-        "--batch-size {params.batch_size} --device {params.device} --threads {threads} --output {output} > {log} 2>&1"
+        "--data {params.data:q} --splits-file {input.splits} --attacked-per-part {params.attacked:q} "
+        "--model target {input.target_model} {output.target} --model shadow {input.shadow_model} {output.shadow} "
+        "--batch-size {params.batch_size} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule score_baseline:
