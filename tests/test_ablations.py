@@ -216,8 +216,10 @@ def test_ablations_reuse_the_main_run_and_report_every_study(tiny_run):
     plan = run_snakemake(tiny_run, "-n", "--forcerun", *ablation_rules(), "--", "ablations").stdout
     jobs = planned_jobs(plan)
     assert set(jobs) - {"ablations", "total"} <= set(ablation_rules()), jobs
-    # Only the brightness tensors (4) and the one early snapshot are new network work.
-    assert jobs["estimate_mechanism_losses"] == 4 and "-crop.npz" not in plan
+    # Only the brightness tensors (4, one job per record set) and the one early snapshot are new network work.
+    assert jobs["estimate_mechanism_losses"] == 2 and "-crop.npz" not in plan
+    assert all((tiny_run / "results" / "tiny" / "ablations" / "losses" / f"{model}-on-{records}-brightness.npz").exists()
+               for records in ("target", "shadow") for model in (records, "reference"))
     assert jobs["train_snapshots"] == 1 and jobs["estimate_snapshot_losses"] == 1
     assert jobs["ablate_mechanism"] == 2  # crop (reused tensors) and brightness
 
