@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -129,14 +131,52 @@ def audit_experiment(inputs: Path) -> dict:
     return audit
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """The whole tiny DAG and its ablations, run once, with an audit of a given model beside the tiny
-    config's experiments (one Snakemake run packs both cores better than several); tests read its
-    artefacts."""
+class BackgroundRun:
+    """A Snakemake run in its own process group, its output in a log file beside the project."""
+
+    def __init__(self, workdir: Path, *arguments: str):
+        self.workdir = workdir
+        self.log = workdir.parent / f"{workdir.name}.log"
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen([*SNAKEMAKE, *arguments], cwd=workdir, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait(self) -> Path:
+        if self.process.wait() != 0:
+            raise AssertionError(f"snakemake in {self.workdir} failed:\n{self.log.read_text()[-6000:]}")
+        return self.workdir
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait()
+
+
+def pytest_collection_modifyitems(items):
+    # The tests that read the session's tiny run go last (a stable sort keeps each group's order):
+    # the run goes on in the background while the others run (see `tiny_run_in_background`).
+    items.sort(key=lambda item: "tiny_run" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_run_in_background(request, tmp_path_factory):
+    """Starts the whole tiny DAG and its ablations as the session begins, if any selected test reads
+    it, with an audit of a given model beside the tiny config's experiments (one Snakemake run packs
+    both cores better than several). The other tests run meanwhile: the DVC, SLURM and unit tests
+    leave cores idle much of the time (one Snakemake per DVC stage, status polling, single jobs)."""
+    if not any("tiny_run" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
     workdir = copy_project(tmp_path_factory.mktemp("tiny_run"))
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["experiments"]["audit"] = audit_experiment(workdir / AUDIT_INPUTS)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    run_snakemake(workdir, "--cores", "2", "all", "ablations")
-    return workdir
+    run = BackgroundRun(workdir, "--cores", "2", "all", "ablations")
+    yield run
+    run.stop()  # still running only when the session ended early (`-x`, Ctrl-C)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_run_in_background) -> Path:
+    """The project folder of the session's tiny run, once the run has finished; tests read its artefacts."""
+    return tiny_run_in_background.wait()

@@ -1,13 +1,12 @@
 """The tiny workflow on a real (throwaway, single-node) SLURM cluster through the slurm-test profile.
 
-One cluster for the whole module: it symlinks /etc/slurm/slurm.conf, so only one can run at a time.
+One cluster for the whole session: it symlinks /etc/slurm/slurm.conf, so only one can run at a time.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +26,9 @@ _ok, _why = slurm_available()
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not _ok, reason=f"no SLURM test cluster: {_why}")]
 
 
-@pytest.fixture(scope="module")
+# Session scope: the test that reads the session's tiny run comes last (tests/conftest.py), and a
+# module-scoped cluster would be started again for it.
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     # Four fake GPUs so that the tiny DAG's GPU jobs run side by side; eight CPUs so that the
     # grouped CPU tail (five attacks side by side) fits on the node.
@@ -57,23 +58,19 @@ def gpu_requested(cluster: SlurmCluster, job: dict[str, str]) -> bool:
     return "TresPerJob=gres:gpu:1" in cluster.run("scontrol", "show", "job", job["id"]).stdout
 
 
-def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, tiny_run, tmp_path):
-    # The PFAMI chain and the loss baseline from the local run's splits and models (splitting and
-    # training go through SLURM in the two tests below) up to the metrics: GPU jobs and the grouped
-    # CPU tail, without the jobs that would only add minutes of status polling.
+def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, request, tmp_path):
+    # The tiny experiment from scratch up to the metrics (the PFAMI chain and the loss baseline):
+    # CPU and GPU jobs and the grouped CPU tail, without the jobs that would only add minutes of
+    # status polling.
     attacks = {"loss": {}, "pfami_met": {}, "pfami_nns": {"epochs": 3, "learning_rate": 0.01}}
     workdir = copy_project(tmp_path / "run", single_experiment_config(tmp_path, attacks=attacks))
-    local = tiny_run / "results" / "tiny"
-    (workdir / "results" / "tiny").mkdir(parents=True)
-    shutil.copy2(local / "splits.json", workdir / "results" / "tiny" / "splits.json")
-    shutil.copytree(local / "models", workdir / "results" / "tiny" / "models")  # newer than the splits, as made
     result = snakemake_through_slurm(workdir, "results/tiny/metrics.json")
     assert result.returncode == 0, result.stderr[-4000:] + cluster.logs()
 
     jobs = jobs_of(cluster, workdir)
     # Every job of the DAG (all but the local target rule `all`) was a SLURM batch job that completed;
     # the CPU jobs after estimation as one group job (the profile's `groups`).
-    expected = {"estimate_losses": 2, "cpu_tail": 1}
+    expected = {"split_dataset": 1, "train_model": 3, "estimate_losses": 2, "cpu_tail": 1}
     assert {rule: sum(job["rule"] == rule for job in jobs) for rule in expected} == expected, jobs
     assert len(jobs) == sum(expected.values()), jobs
     assert {job["state"] for job in jobs} == {"COMPLETED"}, jobs
@@ -81,6 +78,10 @@ def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, tiny_
     # The GPU steps asked SLURM for one GPU each, the CPU steps for none.
     assert all(gpu_requested(cluster, job) == (job["rule"] in GPU_RULES) for job in jobs), jobs
 
+    # The session's local run, asked for only now: this test runs while it is still going (see
+    # tests/conftest.py), and waits for it here.
+    local = request.getfixturevalue("tiny_run") / "results" / "tiny"
+    assert (workdir / "results" / "tiny" / "splits.json").read_text() == (local / "splits.json").read_text()
     through_slurm = json.loads((workdir / "results" / "tiny" / "metrics.json").read_text())["attacks"]
     locally = json.loads((local / "metrics.json").read_text())["attacks"]
     assert set(through_slurm) == set(attacks)
