@@ -132,19 +132,20 @@ def audit_experiment(inputs: Path) -> dict:
 
 
 class BackgroundRun:
-    """A Snakemake run in its own process group, its output in a log file beside the project."""
+    """A command started now in its own process group, its output in ``log``."""
 
-    def __init__(self, workdir: Path, *arguments: str):
-        self.workdir = workdir
-        self.log = workdir.parent / f"{workdir.name}.log"
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen([*SNAKEMAKE, *arguments], cwd=workdir, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+    def __init__(self, command: list[str], cwd: Path, log: Path, env: dict | None = None):
+        self.command, self.cwd, self.log = command, cwd, log
+        with open(log, "w") as output:
+            self.process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, env=env,
+                                            start_new_session=True)
 
-    def wait(self) -> Path:
-        if self.process.wait() != 0:
-            raise AssertionError(f"snakemake in {self.workdir} failed:\n{self.log.read_text()[-6000:]}")
-        return self.workdir
+    def wait(self) -> str:
+        """The command's output, once it has finished; an AssertionError with its tail if it failed."""
+        output = self.log.read_text() if self.process.wait() == 0 else None
+        if output is None:
+            raise AssertionError(f"{' '.join(self.command)} failed:\n{self.log.read_text()[-6000:]}")
+        return output
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -152,31 +153,73 @@ class BackgroundRun:
             self.process.wait()
 
 
+# Stage commands call `snakemake` and the scripts import `pfami`: both from this interpreter's environment.
+# Git commits (ours and `dvc exp run`'s) need an identity even where none is configured.
+DVC_ENVIRONMENT = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                   "PYTHONPATH": str(PROJECT), "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
+                   "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
+
+
+def run_command(workdir: Path, *command: str) -> str:
+    """Run ``command`` in ``workdir`` with ``DVC_ENVIRONMENT``; its output, or an AssertionError with its tail."""
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=DVC_ENVIRONMENT)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout + result.stderr
+
+
+def start_tiny_run(workdir: Path) -> BackgroundRun:
+    """The whole tiny DAG and its ablations, with an audit of a given model beside the tiny config's
+    experiments (one Snakemake run packs both cores better than several)."""
+    copy_project(workdir)
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["experiments"]["audit"] = audit_experiment(workdir / AUDIT_INPUTS)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return BackgroundRun([*SNAKEMAKE, "--cores", "2", "all", "ablations"], workdir, workdir.parent / "tiny_run.log")
+
+
+def start_dvc_repro(root: Path) -> BackgroundRun:
+    """`dvc repro` in a new git + DVC repository (``root/project``, remote ``root/remote``) of the tiny
+    experiment with PFAMI's attacks and the loss baseline (the SecMI / PIA queries would only add minutes)."""
+    attacks = {"loss": {}, "pfami_met": {}, "pfami_met_single": {"strength_index": 1},
+               "pfami_nns": {"epochs": 3, "learning_rate": 0.01}}
+    workdir = copy_project(root / "project", single_experiment_config(root, attacks=attacks))
+    shutil.copytree(PROJECT / "pfami", workdir / "pfami", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PROJECT / ".gitignore", workdir / ".gitignore")
+    run_command(workdir, sys.executable, "scripts/write_dvc_yaml.py")
+    run_command(workdir, "git", "init", "-q")
+    run_command(workdir, "dvc", "init", "-q")
+    run_command(workdir, "dvc", "config", "core.analytics", "false")
+    run_command(workdir, "dvc", "remote", "add", "-d", "local", str(root / "remote"))
+    run_command(workdir, "git", "add", "-A")
+    run_command(workdir, "git", "commit", "-qm", "project")
+    return BackgroundRun(["dvc", "repro"], workdir, root / "dvc_repro.log", DVC_ENVIRONMENT)
+
+
+# The two long runs, in the order they start; each is the first step of the fixture of that name.
+BACKGROUND_RUNS = {"tiny_run": start_tiny_run, "versioned": start_dvc_repro}
+
+
 def pytest_collection_modifyitems(items):
     # The tests that read the session's tiny run go last (a stable sort keeps each group's order):
-    # the run goes on in the background while the others run (see `tiny_run_in_background`).
+    # the run goes on in the background while the others run (see `background_runs`).
     items.sort(key=lambda item: "tiny_run" in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture(scope="session", autouse=True)
-def tiny_run_in_background(request, tmp_path_factory):
-    """Starts the whole tiny DAG and its ablations as the session begins, if any selected test reads
-    it, with an audit of a given model beside the tiny config's experiments (one Snakemake run packs
-    both cores better than several). The other tests run meanwhile: the DVC, SLURM and unit tests
+def background_runs(request, tmp_path_factory) -> dict[str, BackgroundRun]:
+    """The session's long runs (``BACKGROUND_RUNS``), started as the session begins, each only if a
+    selected test needs its fixture. The other tests run meanwhile: the DVC, SLURM and unit tests
     leave cores idle much of the time (one Snakemake per DVC stage, status polling, single jobs)."""
-    if not any("tiny_run" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        yield None
-        return
-    workdir = copy_project(tmp_path_factory.mktemp("tiny_run"))
-    config = yaml.safe_load(TINY_CONFIG.read_text())
-    config["experiments"]["audit"] = audit_experiment(workdir / AUDIT_INPUTS)
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    run = BackgroundRun(workdir, "--cores", "2", "all", "ablations")
-    yield run
-    run.stop()  # still running only when the session ended early (`-x`, Ctrl-C)
+    needed = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    runs = {name: start(tmp_path_factory.mktemp(name)) for name, start in BACKGROUND_RUNS.items() if name in needed}
+    yield runs
+    for run in runs.values():
+        run.stop()  # still running only when the session ended early (`-x`, Ctrl-C)
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tiny_run_in_background) -> Path:
+def tiny_run(background_runs) -> Path:
     """The project folder of the session's tiny run, once the run has finished; tests read its artefacts."""
-    return tiny_run_in_background.wait()
+    background_runs["tiny_run"].wait()
+    return background_runs["tiny_run"].cwd

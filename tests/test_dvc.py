@@ -9,33 +9,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pfami.versioning import dvc_pipeline
-from tests.conftest import PROJECT, copy_project, run_snakemake, single_experiment_config
+from tests.conftest import PROJECT, run_command as run, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
-# Stage commands call `snakemake` and the scripts import `pfami`: both from this interpreter's environment.
-# Git commits (ours and `dvc exp run`'s) need an identity even where none is configured.
-ENVIRONMENT = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               "PYTHONPATH": str(PROJECT), "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
-               "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
 ROLES = ("target", "shadow", "reference")
-
-
-def run(workdir: Path, *command: str) -> str:
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=ENVIRONMENT)
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result.stdout + result.stderr
 
 
 def stages_run(output: str) -> set[str]:
@@ -52,26 +37,15 @@ def model_files(workdir: Path) -> dict[str, int]:
 # Session scope: the tests that read the session's tiny run come last (tests/conftest.py), and a
 # module-scoped repository would be built again for them.
 @pytest.fixture(scope="session")
-def versioned(tmp_path_factory) -> Path:
-    """A git + DVC repository of the tiny project, reproduced with `dvc repro`, committed and pushed;
-    ``first_repro/`` beside it keeps the first repro's splits and metrics."""
-    root = tmp_path_factory.mktemp("dvc")
-    # PFAMI's attacks and the loss baseline: the SecMI / PIA queries would only add minutes.
-    attacks = {"loss": {}, "pfami_met": {}, "pfami_met_single": {"strength_index": 1},
-               "pfami_nns": {"epochs": 3, "learning_rate": 0.01}}
-    workdir = copy_project(root / "project", single_experiment_config(root, attacks=attacks))
-    shutil.copytree(PROJECT / "pfami", workdir / "pfami", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(PROJECT / ".gitignore", workdir / ".gitignore")
-    run(workdir, sys.executable, "scripts/write_dvc_yaml.py")
-    run(workdir, "git", "init", "-q")
-    run(workdir, "dvc", "init", "-q")
-    run(workdir, "dvc", "config", "core.analytics", "false")
-    run(workdir, "dvc", "remote", "add", "-d", "local", str(root / "remote"))
-    run(workdir, "git", "add", "-A")
-    run(workdir, "git", "commit", "-qm", "project")
-    output = run(workdir, "dvc", "repro")
+def versioned(background_runs) -> Path:
+    """The git + DVC repository of the tiny project that `dvc repro` reproduced (started as the
+    session began, ``tests.conftest.start_dvc_repro``), committed and pushed; ``first_repro/``
+    beside it keeps the first repro's splits and metrics."""
+    repro = background_runs["versioned"]
+    workdir = repro.cwd
+    output = repro.wait()
     assert stages_run(output) == set(yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"])
-    first_repro = root / "first_repro"
+    first_repro = workdir.parent / "first_repro"
     first_repro.mkdir()
     for name in ("splits.json", "metrics.json"):
         shutil.copy(workdir / "results" / "tiny" / name, first_repro / name)
