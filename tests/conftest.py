@@ -201,9 +201,18 @@ BACKGROUND_RUNS = {"tiny_run": start_tiny_run, "versioned": start_dvc_repro}
 
 
 def pytest_collection_modifyitems(items):
-    # The tests that read the session's tiny run go last (a stable sort keeps each group's order):
-    # the run goes on in the background while the others run (see `background_runs`).
-    items.sort(key=lambda item: "tiny_run" in getattr(item, "fixturenames", ()))
+    # Tests run in the order the background runs they need finish (see `background_runs`; a stable
+    # sort keeps the file order within each group): first those that need none, then those that read
+    # the DVC repro, then those that only compare with the tiny run at their end, then its readers.
+    def group(item) -> int:
+        fixtures = getattr(item, "fixturenames", ())
+        if "tiny_run" in fixtures:
+            return 3
+        if item.get_closest_marker("compares_with_tiny_run"):
+            return 2
+        return 1 if "versioned" in fixtures else 0
+
+    items.sort(key=group)
 
 
 @pytest.fixture(scope="session", autouse=True)

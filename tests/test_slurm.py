@@ -106,10 +106,11 @@ def test_bad_input_fails_once_with_its_log_shown(cluster, tmp_path):
     assert not (workdir / "results" / "tiny" / "splits.json").exists()
 
 
+@pytest.mark.compares_with_tiny_run
 def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, request, tmp_path):
     # The tiny experiment from scratch up to the metrics (the PFAMI chain and the loss baseline): CPU
     # and GPU jobs and the grouped CPU tail, without the jobs that would only add minutes of status
-    # polling. Last in this file: at its end it waits for the session's local run.
+    # polling.
     attacks = {"loss": {}, "pfami_met": {}, "pfami_nns": {"epochs": 3, "learning_rate": 0.01}}
     workdir = copy_project(tmp_path / "run", single_experiment_config(tmp_path, attacks=attacks))
     result = snakemake_through_slurm(workdir, "results/tiny/metrics.json")
