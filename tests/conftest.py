@@ -203,14 +203,10 @@ BACKGROUND_RUNS = {"tiny_run": start_tiny_run, "versioned": start_dvc_repro}
 def pytest_collection_modifyitems(items):
     # Tests run in the order the background runs they need finish (see `background_runs`; a stable
     # sort keeps the file order within each group): first those that need none, then those that read
-    # the DVC repro, then those that only compare with the tiny run at their end, then its readers.
+    # the DVC repro, then those that read the tiny run.
     def group(item) -> int:
         fixtures = getattr(item, "fixturenames", ())
-        if "tiny_run" in fixtures:
-            return 3
-        if item.get_closest_marker("compares_with_tiny_run"):
-            return 2
-        return 1 if "versioned" in fixtures else 0
+        return 2 if "tiny_run" in fixtures else 1 if "versioned" in fixtures else 0
 
     items.sort(key=group)
 
@@ -225,6 +221,24 @@ def background_runs(request, tmp_path_factory) -> dict[str, BackgroundRun]:
     yield runs
     for run in runs.values():
         run.stop()  # still running only when the session ended early (`-x`, Ctrl-C)
+
+
+@pytest.fixture(scope="session")
+def versioned(background_runs) -> Path:
+    """The git + DVC repository of the tiny experiment that `dvc repro` reproduced (``start_dvc_repro``),
+    committed and pushed. ``first_repro/`` beside it keeps the first repro's splits, models and metrics,
+    which later tests change in the repository (`dvc exp run`)."""
+    repro = background_runs["versioned"]
+    output = repro.wait()
+    workdir = repro.cwd
+    stages = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert stages == set(yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"]), "dvc repro left stages out"
+    first_repro = workdir.parent / "first_repro"
+    shutil.copytree(workdir / "results" / "tiny", first_repro, ignore=shutil.ignore_patterns("*.npz", "logs", "figures"))
+    run_command(workdir, "git", "add", "-A")
+    run_command(workdir, "git", "commit", "-qm", "results")
+    run_command(workdir, "dvc", "push")
+    return workdir
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -32,27 +31,6 @@ def model_files(workdir: Path) -> dict[str, int]:
     models = workdir / "results" / "tiny" / "models"
     return {str(path.relative_to(models)): path.stat().st_mtime_ns
             for path in sorted(models.rglob("*")) if path.is_file()}
-
-
-# Session scope: the tests that read the session's tiny run come last (tests/conftest.py), and a
-# module-scoped repository would be built again for them.
-@pytest.fixture(scope="session")
-def versioned(background_runs) -> Path:
-    """The git + DVC repository of the tiny project that `dvc repro` reproduced (started as the
-    session began, ``tests.conftest.start_dvc_repro``), committed and pushed; ``first_repro/``
-    beside it keeps the first repro's splits and metrics."""
-    repro = background_runs["versioned"]
-    workdir = repro.cwd
-    output = repro.wait()
-    assert stages_run(output) == set(yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"])
-    first_repro = workdir.parent / "first_repro"
-    first_repro.mkdir()
-    for name in ("splits.json", "metrics.json"):
-        shutil.copy(workdir / "results" / "tiny" / name, first_repro / name)
-    run(workdir, "git", "add", "-A")
-    run(workdir, "git", "commit", "-qm", "results")
-    run(workdir, "dvc", "push")
-    return workdir
 
 
 def test_dvc_yaml_is_current_for_the_default_config():
