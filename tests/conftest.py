@@ -142,10 +142,9 @@ class BackgroundRun:
 
     def wait(self) -> str:
         """The command's output, once it has finished; an AssertionError with its tail if it failed."""
-        output = self.log.read_text() if self.process.wait() == 0 else None
-        if output is None:
+        if self.process.wait() != 0:
             raise AssertionError(f"{' '.join(self.command)} failed:\n{self.log.read_text()[-6000:]}")
-        return output
+        return self.log.read_text()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -166,6 +165,11 @@ def run_command(workdir: Path, *command: str) -> str:
     if result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result.stdout + result.stderr
+
+
+def stages_run(dvc_output: str) -> set[str]:
+    """The DVC stages a `dvc repro` or `dvc exp run` ran, from its output."""
+    return {line.split("'")[1] for line in dvc_output.splitlines() if line.startswith("Running stage")}
 
 
 def start_tiny_run(workdir: Path) -> BackgroundRun:
@@ -229,10 +233,8 @@ def versioned(background_runs) -> Path:
     committed and pushed. ``first_repro/`` beside it keeps the first repro's splits, models and metrics,
     which later tests change in the repository (`dvc exp run`)."""
     repro = background_runs["versioned"]
-    output = repro.wait()
-    workdir = repro.cwd
-    stages = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert stages == set(yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"]), "dvc repro left stages out"
+    output, workdir = repro.wait(), repro.cwd
+    assert stages_run(output) == set(yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"]), output[-3000:]
     first_repro = workdir.parent / "first_repro"
     shutil.copytree(workdir / "results" / "tiny", first_repro, ignore=shutil.ignore_patterns("*.npz", "logs", "figures"))
     run_command(workdir, "git", "add", "-A")

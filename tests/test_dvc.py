@@ -1,6 +1,7 @@
 """DVC round trips on the tiny config, in a temporary git repository holding a copy of the project.
 
-The workflow runs once in full (``dvc repro``) and once in part (a parameter change); the clone
+The workflow runs once in full (``dvc repro``, started in the background as the session begins:
+the ``versioned`` fixture of tests/conftest.py) and once in part (a parameter change); the clone
 test only restores files and asks DVC and Snakemake whether anything is left to do.
 """
 
@@ -15,15 +16,11 @@ import pytest
 import yaml
 
 from pfami.versioning import dvc_pipeline
-from tests.conftest import PROJECT, run_command as run, run_snakemake
+from tests.conftest import PROJECT, run_command as run, run_snakemake, stages_run
 
 pytestmark = pytest.mark.workflow
 
 ROLES = ("target", "shadow", "reference")
-
-
-def stages_run(output: str) -> set[str]:
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
 def model_files(workdir: Path) -> dict[str, int]:
