@@ -8,7 +8,7 @@ labels. Intervals: percentile bootstrap, members and non-members resampled separ
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import auc, roc_curve
 
 FPR_LEVELS = (0.01, 0.001)
 
@@ -32,7 +32,9 @@ def roc_summary(scores: np.ndarray, is_member: np.ndarray) -> dict[str, float]:
     """AUC and TPR at each level of ``FPR_LEVELS``."""
     scores, is_member = _check(scores, is_member)
     fpr, tpr, _ = roc_curve(is_member, scores)
-    summary = {"auc": float(roc_auc_score(is_member, scores))}
+    # The same number as roc_auc_score (trapezoids under this curve), without its input checks, which
+    # cost three times the curve: the bootstrap calls this a thousand times per attack.
+    summary = {"auc": float(auc(fpr, tpr))}
     for level in FPR_LEVELS:
         summary[f"tpr_at_{level:g}_fpr"] = tpr_at_fpr(fpr, tpr, level)
     return summary

@@ -17,6 +17,15 @@ def test_auc_and_tpr_at_fpr_by_hand():
     assert summary["tpr_at_0.001_fpr"] == pytest.approx(2 / 3)
 
 
+def test_auc_is_exactly_scikit_learns_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    is_member = rng.random(300) < 0.4
+    for scores in (rng.normal(size=300) + is_member, np.round(rng.normal(size=300) + is_member, 1)):
+        assert roc_summary(scores, is_member)["auc"] == roc_auc_score(is_member, scores)
+
+
 def test_members_are_the_positive_class():
     flipped = roc_summary(-SCORES, IS_MEMBER)
     assert flipped["auc"] == pytest.approx(1 / 12)
