@@ -27,8 +27,8 @@ _ok, _why = slurm_available()
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not _ok, reason=f"no SLURM test cluster: {_why}")]
 
 
-# Session scope: the test that reads the session's tiny run comes last (tests/conftest.py), and a
-# module-scoped cluster would be started again for it.
+# Session scope: the tests that read the DVC repro run after the others (tests/conftest.py), and a
+# module-scoped cluster would be started again for them.
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     # Four fake GPUs so that the tiny DAG's GPU jobs run side by side; eight CPUs so that the
