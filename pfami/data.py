@@ -22,6 +22,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 ROLES = ("target", "shadow", "reference")
+# The roles whose records are attacked: the target's, and the shadow's that attacks are fitted on.
+ATTACKED_ROLES = ("target", "shadow")
 SPLIT_NAMES = tuple(f"{role}_{part}" for role in ROLES for part in ("members", "holdout"))
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SOURCES = ("digits", "image_folder", "tiny_imagenet", "cifar10", "npz")

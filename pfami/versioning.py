@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from pfami.config import FAMILY_OF
+from pfami.data import ATTACKED_ROLES, ROLES
 
 CONFIG_FILE = "config/config.yaml"
-ROLES = ("target", "shadow", "reference")
-ATTACKED_ROLES = ("target", "shadow")
 # The figures `make_figures` draws for each experiment (results/{experiment}/figures/{name}.png).
 FIGURES = ("roc", "fluctuation", "score_distributions", "training_loss")
 

@@ -9,13 +9,11 @@ import torch
 
 from pfami.attacks.baseline_queries import FAMILIES, query_family
 from pfami.cli import json_value, run
-from pfami.data import load_dataset, load_splits, records_of
+from pfami.data import ATTACKED_ROLES, load_dataset, load_splits, records_of
 from pfami.io import save_arrays
 from pfami.likelihood import resolve_device, unet_noise_predictor
 from pfami.models import folder_family
 from pfami.models.ddpm import load_ddpm
-
-ROLES = ("target", "shadow")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -25,9 +23,9 @@ def main(args: argparse.Namespace) -> None:
     splits = load_splits(args.splits_file, images)
     # Every model is checked before the first query: a bad one fails the job before any file is written.
     for role, model_dir, _ in args.model:
-        if role not in ROLES:
-            raise ValueError(f"--model {role}: the role must be one of {', '.join(ROLES)} (its model is queried on "
-                             "that role's records)")
+        if role not in ATTACKED_ROLES:
+            raise ValueError(f"--model {role}: the role must be one of {', '.join(ATTACKED_ROLES)} "
+                             "(its model is queried on that role's records)")
         folder_family(model_dir, "ddpm")
     for role, model_dir, output in args.model:
         record_ids, records, is_member = records_of(images, splits, role, args.attacked_per_part)

@@ -8,7 +8,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from pfami.config import ConfigError, check_config, describe_experiment
-from pfami.data import GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, with_given_folders
+from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLES, with_given_folders
 from pfami.models import DIFFUSION_FAMILIES
 from pfami.versioning import FIGURES
 
@@ -20,8 +20,6 @@ except ConfigError as error:
 validate(config, "../schemas/config.schema.yaml")
 
 EXPERIMENTS = list(config["experiments"])
-ROLES = ["target", "shadow", "reference"]
-ATTACKED_ROLES = ["target", "shadow"]
 # Experiments whose models sample with the DDPM / DDIM / PNDM schedulers: their results block says so.
 DIFFUSION_EXPERIMENTS = [name for name in EXPERIMENTS if config["experiments"][name]["model"]["family"] in DIFFUSION_FAMILIES]
 # Jobs call `python`: make that the interpreter Snakemake runs under, so the rules work
