@@ -127,3 +127,22 @@ def plot_memorisation(rows: list[dict], title: str, path: str | Path) -> None:
     axes[0].axhline(0.5, color="k", linewidth=0.8, linestyle=":")
     axes[0].legend(fontsize=8)
     _save(figure, path)
+
+
+def plot_classifier_seeds(rows: list[dict], title: str, path: str | Path) -> None:
+    """PFAMI_NNs per classifier seed (the main run's first, filled), their mean, and the ensemble."""
+    single = [row for row in rows if row["classifier"] != "ensemble"]
+    ensemble = [row for row in rows if row["classifier"] == "ensemble"]
+    figure, axes = _panels(title, width=9)
+    for ax, (metric, _) in zip(axes, PANELS):
+        values = [row[metric] for row in single]
+        ax.plot(range(len(values)), values, "o", fillstyle="none", label="one classifier per seed")
+        ax.plot([0], values[:1], "o", color="C0", label="the main run's classifier")
+        ax.axhline(sum(values) / len(values), color="C0", linewidth=0.8, linestyle="--", label="mean over seeds")
+        if ensemble:
+            ax.plot([len(values)], [ensemble[0][metric]], "D", color="C1", label="ensemble (mean score)")
+        ax.set_xticks(range(len(values) + len(ensemble)),
+                      [str(index) for index in range(len(values))] + ["ens."] * len(ensemble))
+        ax.set_xlabel("classifier seed")
+    axes[0].legend(fontsize=7)
+    _save(figure, path)

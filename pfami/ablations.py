@@ -1,5 +1,6 @@
 """Ablation studies: how attack success depends on the timesteps, the neighbours, the query
-budget, the perturbation mechanism and the target's training length.
+budget, the perturbation mechanism and the target's training length, and how much of PFAMI_NNs'
+success is the luck of its classifier's training.
 
 Everything here re-scores loss tensors that already exist (or, for mechanisms and training
 snapshots, tensors estimated once by the workflow); nothing here queries a model. Subsets of
@@ -23,6 +24,7 @@ from pfami.attacks.loss import calibrated_loss_attack, loss_attack
 from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
 from pfami.fluctuation import calibrated_fluctuation
 from pfami.io import atomic_write_text
+from pfami.seeding import derived_seed
 from pfami.metrics import roc_summary
 from pfami.config import ablation_settings, check_ablations  # noqa: F401  (torch-free, read by the workflow)
 
@@ -201,6 +203,32 @@ def memorisation_rows(step: int, attacked: dict, reference: dict, min_loss: floa
         ("pfami_met", pfami_met_scores(fluctuation)),
         ("loss", loss_attack(attacked["losses"])),
         ("calibrated_loss", calibrated_loss_attack(attacked["losses"], reference["losses"])))]
+
+
+def classifier_seeds(experiment_seed: int, count: int) -> list[int]:
+    """``count`` PFAMI_NNs seeds, the main run's first (so the study's first row repeats metrics.json)."""
+    main = derived_seed(experiment_seed, "attack", "pfami_nns")
+    return [main] + [derived_seed(experiment_seed, "attack", "pfami_nns", "classifier", str(index))
+                     for index in range(1, count)]
+
+
+def classifier_seed_rows(shadow_fluctuation: np.ndarray, shadow_is_member: np.ndarray,
+                         target_fluctuation: np.ndarray, is_member: np.ndarray, nns_settings: dict,
+                         seeds: Sequence[int]) -> list[dict]:
+    """PFAMI_NNs trained once per seed (initial weights and fold split) on the same shadow H, then
+    the ensemble that averages their target scores.
+
+    The bootstrap intervals of metrics.json resample the records and hold the classifier fixed;
+    the spread over these rows is the part they leave out. A change of CPU, which reorders float
+    sums, moves the main classifier by about as much."""
+    rows, ensemble = [], np.zeros(len(target_fluctuation))
+    for index, seed in enumerate(seeds):
+        _, scores = pfami_nns_scores(shadow_fluctuation, shadow_is_member, target_fluctuation,
+                                     nns_settings["epochs"], nns_settings["learning_rate"], seed)
+        ensemble += scores / len(seeds)
+        rows.append({"classifier": str(index), "seed": seed, "attack": "pfami_nns", **summary(scores, is_member)})
+    rows.append({"classifier": "ensemble", "seed": "", "attack": "pfami_nns", **summary(ensemble, is_member)})
+    return rows
 
 
 # --- tables ---------------------------------------------------------------------------------

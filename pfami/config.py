@@ -88,12 +88,16 @@ def pia_queries() -> dict[str, int]:
 # --- ablations --------------------------------------------------------------------------
 
 
+# PFAMI_NNs classifiers trained on the same shadow H by the classifier-seed study (the main one included).
+DEFAULT_CLASSIFIER_SEEDS = 5
+
+
 def ablation_settings(experiment: dict) -> dict:
     """The experiment's ``ablations`` section with every default filled in.
 
     Defaults: every timestep count 1..M and neighbour count 1..N, only the main mechanism, no
-    snapshots (the memorisation study then has the final model alone), and the main run's
-    records (``records_per_part: null``)."""
+    snapshots (the memorisation study then has the final model alone), the main run's
+    records (``records_per_part: null``) and five PFAMI_NNs classifiers (``classifier_seeds``)."""
     section = experiment.get("ablations") or {}
     timestep_count = len(experiment["estimation"]["timesteps"])
     strength_count = len(experiment["perturbation"]["strengths"])
@@ -104,6 +108,7 @@ def ablation_settings(experiment: dict) -> dict:
         "mechanisms": list(section.get("mechanisms") or [experiment["perturbation"]["mechanism"]]),
         "snapshot_steps": sorted(set(section.get("snapshot_steps") or []) | {experiment["training"]["steps"]}),
         "records_per_part": records if records is not None else experiment["splits"].get("attacked_per_part"),
+        "classifier_seeds": section.get("classifier_seeds") or DEFAULT_CLASSIFIER_SEEDS,
     }
 
 

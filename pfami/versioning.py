@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pfami.config import FAMILY_OF
-from pfami.data import ATTACKED_ROLES, ROLES
+from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLES
 
 CONFIG_FILE = "config/config.yaml"
 # The figures `make_figures` draws for each experiment (results/{experiment}/figures/{name}.png).
@@ -44,11 +44,13 @@ class Stage:
     plots: dict[str, dict] = field(default_factory=dict)
     # The model families whose experiments have this stage (None: every family).
     families: tuple[str, ...] | None = None
+    # Whether the stage reads the experiment's local data files (see ``local_data_paths``).
+    reads_data: bool = False
 
 
 STAGES = (
     Stage("split", ("split_dataset",), ("split_dataset.py",), ("data.smk",), ("seed", "data", "splits"),
-          inputs=(), targets=("splits.json",), outs={"splits.json": {"cache": False}}),
+          inputs=(), targets=("splits.json",), outs={"splits.json": {"cache": False}}, reads_data=True),
     # An LDM's shared autoencoder: its own stage, so retuning a role's U-Net does not retrain it.
     Stage("autoencoder", ("train_autoencoder",), ("train_autoencoder.py",), ("train.smk",),
           ("seed", "data", "splits", "model.autoencoder"), inputs=("splits.json",), targets=("autoencoder",),
@@ -118,6 +120,15 @@ def script_dependencies(script: Path, package_root: Path) -> list[str]:
     return sorted(seen)
 
 
+def local_data_paths(settings: dict) -> list[str]:
+    """The local files and folders an experiment's records come from: ``data.path`` and an audit's
+    ``splits.*_file`` / ``*_folder``. The split stage depends on them, so that DVC sees a changed
+    data set; the later stages follow through the data fingerprint in ``splits.json``."""
+    data, splits = settings.get("data", {}), settings.get("splits", {})
+    paths = [data["path"]] if "path" in data else []
+    return paths + [splits[key] for key in (*GIVEN_SPLIT_KEYS, *GIVEN_FOLDER_KEYS) if key in splits]
+
+
 def _stage_command(rules: tuple[str, ...], targets: list[str]) -> str:
     return "snakemake --cores all --allowed-rules " + " ".join(rules) + " -- " + " ".join(targets)
 
@@ -167,7 +178,8 @@ def dvc_pipeline(experiments: dict[str, dict], project: Path) -> dict:
             code = sorted({*scripts, *(f"workflow/rules/{name}" for name in stage.rule_files), *modules})
             definition = {
                 "cmd": _stage_command(stage.rules, targets),
-                "deps": code + [f"results/{experiment}/{path}" for path in stage.inputs if path in produced],
+                "deps": code + [f"results/{experiment}/{path}" for path in stage.inputs if path in produced]
+                + (local_data_paths(settings) if stage.reads_data else []),
             }
             produced |= {*stage.outs, *stage.metrics, *stage.plots}
             sections = [section for section in stage.config_sections if _has_key(settings, section)]

@@ -1,7 +1,8 @@
 """Run one ablation study on existing loss tensors and write its table (CSV) and figure (PNG).
 
 Studies: timesteps, strengths, query_budget (from the target's fluctuation file), mechanisms
-(loss tensors per mechanism) and memorisation (loss tensors per training snapshot).
+(loss tensors per mechanism), memorisation (loss tensors per training snapshot) and
+classifier_seeds (PFAMI_NNs retrained with other seeds on the main run's fluctuation files).
 """
 
 import argparse
@@ -84,12 +85,24 @@ def memorisation(args: argparse.Namespace) -> tuple[list[dict], str]:
     return rows, f"{len(args.losses)} training steps"
 
 
+def classifier_seeds(args: argparse.Namespace) -> tuple[list[dict], str]:
+    shadow = load_arrays(args.shadow_features, FEATURES)
+    target = load_arrays(args.features, FEATURES)
+    seeds = ablations.classifier_seeds(args.seed, args.settings["classifier_seeds"])
+    rows = ablations.classifier_seed_rows(shadow["fluctuation"], shadow["is_member"], target["fluctuation"],
+                                          target["is_member"], args.nns_settings, seeds)
+    ablation_plots.plot_classifier_seeds(rows, f"{args.experiment}: PFAMI_NNs per classifier seed", args.figure)
+    return rows, f"{len(seeds)} classifier seeds"
+
+
 STUDIES = {"timesteps": timesteps, "strengths": strengths, "query_budget": query_budget, "mechanisms": mechanisms,
-           "mechanism_figure": mechanism_figure, "memorisation": memorisation}
+           "mechanism_figure": mechanism_figure, "memorisation": memorisation, "classifier_seeds": classifier_seeds}
+# The studies that train PFAMI_NNs; the others need no torch.
+TRAINING_STUDIES = ("mechanisms", "classifier_seeds")
 
 
 def main(args: argparse.Namespace) -> None:
-    if args.study == "mechanisms":  # the one study that trains PFAMI_NNs; the others need no torch
+    if args.study in TRAINING_STUDIES:
         import torch
 
         torch.set_num_threads(args.threads)
@@ -104,14 +117,18 @@ parser.add_argument("study", choices=sorted(STUDIES))
 parser.add_argument("--experiment", required=True)
 parser.add_argument("--settings", type=json_value, required=True,
                     help="the experiment's ablations section with defaults filled in (JSON)")
-parser.add_argument("--features", help="fluctuation file of the target records (timesteps, strengths, query_budget)")
+parser.add_argument("--features",
+                    help="fluctuation file of the target records (timesteps, strengths, query_budget, classifier_seeds)")
+parser.add_argument("--shadow-features", help="classifier_seeds: fluctuation file of the shadow records")
 parser.add_argument("--metrics", help="metrics.json (query_budget)")
 parser.add_argument("--losses", type=json_value, default={},
                     help="mechanisms: {mechanism: {'target-on-target': path, ...}}; memorisation: {step: path} (JSON)")
 parser.add_argument("--reference-losses", help="memorisation: the reference model's tensor on the target records")
 parser.add_argument("--min-loss", type=float, default=1e-6)
-parser.add_argument("--nns-settings", type=json_value, default=None, help="mechanisms: attacks.pfami_nns (JSON)")
-parser.add_argument("--seed", type=int, default=0, help="mechanisms: the experiment seed (PFAMI_NNs derives its own)")
+parser.add_argument("--nns-settings", type=json_value, default=None,
+                    help="mechanisms, classifier_seeds: attacks.pfami_nns (JSON)")
+parser.add_argument("--seed", type=int, default=0,
+                    help="mechanisms, classifier_seeds: the experiment seed (PFAMI_NNs derives its own)")
 parser.add_argument("--threads", type=int, default=1, help="torch threads (PFAMI_NNs training)")
 parser.add_argument("--table", required=True, help="CSV to write")
 parser.add_argument("--figure", help="PNG to write (mechanisms: optional, one mechanism's rows only)")

@@ -18,7 +18,7 @@ from pfami.models.ddpm import load_ddpm, train_ddpm
 from tests.conftest import PROJECT, TINY_CONFIG, run_snakemake
 
 SCHEMA = PROJECT / "workflow" / "schemas" / "config.schema.yaml"
-STUDIES = ("timesteps", "strengths", "query_budget", "mechanisms", "memorisation")
+STUDIES = ("timesteps", "strengths", "query_budget", "mechanisms", "memorisation", "classifier_seeds")
 
 
 def separating_fluctuation(records=8, timesteps=3, strengths=4, informative_timestep=1):
@@ -112,6 +112,27 @@ def test_query_budget_counts_both_models_and_takes_any_attack_from_metrics():
     assert queries[("pfami_met", "metrics.json", "", "")] == 30
 
 
+def test_classifier_seed_study_repeats_the_main_classifier_first_and_averages_an_ensemble():
+    from pfami.attacks.pfami import pfami_nns_scores
+    from pfami.seeding import derived_seed
+
+    rng = np.random.default_rng(0)
+    is_member = np.arange(40) < 20
+    # members' H is higher everywhere, with noise: learnable, not perfectly
+    shadow, target = (rng.normal(size=(40, 3, 4)) + 0.7 * is_member[:, None, None] for _ in range(2))
+    seeds = ablations.classifier_seeds(2308, 3)
+    assert seeds[0] == derived_seed(2308, "attack", "pfami_nns") and len(set(seeds)) == 3
+    rows = ablations.classifier_seed_rows(shadow, is_member, target, is_member, {"epochs": 4, "learning_rate": 0.01},
+                                          seeds)
+    assert [row["classifier"] for row in rows] == ["0", "1", "2", "ensemble"]
+    # each row is PFAMI_NNs with that seed (the first: the main run's), the last their mean score
+    scores = [pfami_nns_scores(shadow, is_member, target, 4, 0.01, seed)[1] for seed in seeds]
+    assert not np.array_equal(scores[0], scores[1])
+    for row, expected in zip(rows, [*scores, np.mean(scores, axis=0)]):
+        assert row["auc"] == pytest.approx(ablations.summary(expected, is_member)["auc"], abs=1e-12)
+        assert row["auc"] > 0.6
+
+
 def test_table_csv_writes_the_first_rows_columns_and_reads_back(tmp_path):
     text = ablations.table_csv([{"a": 1, "b": 0.1234567891}, {"a": 2, "b": 0.5}])
     assert text == "a,b\n1,0.123457\n2,0.5\n"
@@ -132,7 +153,7 @@ def test_settings_fill_defaults_and_always_include_the_final_model():
     del experiment["ablations"]
     settings = ablations.ablation_settings(experiment)
     assert settings == {"timestep_counts": [1, 2, 3], "neighbour_counts": [1, 2, 3], "mechanisms": ["crop"],
-                        "snapshot_steps": [12], "records_per_part": None}
+                        "snapshot_steps": [12], "records_per_part": None, "classifier_seeds": 5}
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -142,6 +163,7 @@ def test_settings_fill_defaults_and_always_include_the_final_model():
     ("neighbour_counts", [5], "experiments.tiny.ablations.neighbour_counts: [5] exceed the 3 values"),
     ("snapshot_steps", [6, 20], "experiments.tiny.ablations.snapshot_steps: [20] come after training.steps"),
     ("records_per_part", 30, "experiments.tiny.ablations.records_per_part: 30 but the main run attacks only 24"),
+    ("classifier_seeds", 1, "experiments.tiny.ablations.classifier_seeds: 1 is less than the minimum of 2"),
 ])
 def test_bad_ablation_settings_are_refused_with_the_key(key, value, message):
     config = tiny_config()
@@ -242,6 +264,10 @@ def test_ablations_reuse_the_main_run_and_report_every_study(tiny_run):
     assert [(row["mechanism"], row["attack"]) for row in tables["mechanisms"]] == [
         ("crop", "pfami_met"), ("crop", "pfami_nns"), ("brightness", "pfami_met"), ("brightness", "pfami_nns")]
     assert sorted({int(row["training_step"]) for row in tables["memorisation"]}) == [6, 12]
+    # The first classifier is the main run's PFAMI_NNs; the last row is the ensemble of both.
+    assert [row["classifier"] for row in tables["classifier_seeds"]] == ["0", "1", "ensemble"]
+    assert float(tables["classifier_seeds"][0]["auc"]) == pytest.approx(metrics["pfami_nns"]["auc"], abs=1e-5)
+    assert jobs["ablate_classifier_seeds"] == 1
     snapshots = tiny_run / "results" / "tiny" / "snapshots" / "target"
     assert sorted(path.name for path in snapshots.glob("step_*")) == ["step_6"]
     with np.load(folder / "losses" / "target-on-target-brightness.npz") as tensor:

@@ -68,3 +68,19 @@ def test_the_summary_depends_on_every_experiments_metrics():
     summary = dvc_pipeline({"one": tiny, "two": tiny}, PROJECT)["stages"]["summary"]
     assert {"results/one/metrics.json", "results/two/metrics.json"} <= set(summary["deps"])
     assert summary["params"] == [{"config/config.yaml": ["experiments.one", "experiments.two"]}]
+
+
+def test_the_split_stage_depends_on_the_local_data_files_it_reads():
+    audit = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]["tiny"]
+    audit["data"] = {**audit["data"], "source": "image_folder", "path": "data/faces"}
+    audit["splits"] = {**audit["splits"], "target_members_file": "audit/members.txt",
+                       "target_holdout_folder": "audit/holdout"}
+    stages = dvc_pipeline({"audit": audit}, PROJECT)["stages"]
+    assert stages["split-audit"]["deps"][-3:] == ["data/faces", "audit/members.txt", "audit/holdout"]
+    # later stages follow through splits.json, whose data fingerprint changes with the data
+    assert "data/faces" not in stages["train-audit"]["deps"]
+    assert "results/audit/splits.json" in stages["train-audit"]["deps"]
+    # the digits come from a package: nothing local to depend on
+    digits = dvc_pipeline({"tiny": yaml.safe_load(TINY_CONFIG.read_text())["experiments"]["tiny"]}, PROJECT)
+    assert all(dependency.startswith(("pfami/", "scripts/", "workflow/"))
+               for dependency in digits["stages"]["split-tiny"]["deps"])

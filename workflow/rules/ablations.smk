@@ -2,16 +2,17 @@
 # `rule all`: run `snakemake --cores all ablations`. Timesteps, strengths and query budget only
 # re-score the main run's tensors; mechanisms estimate new tensors for the mechanisms other than
 # the main one (whose tensors are reused); memorisation retrains the target only up to its last
-# snapshot before the end (the final model is the main target model).
+# snapshot before the end (the final model is the main target model); classifier_seeds retrains
+# PFAMI_NNs only.
 
 rule ablations:
     input:
-        expand(
-            "results/{experiment}/ablations/{study}.{extension}",
-            experiment=ABLATED_EXPERIMENTS,
-            study=ABLATION_STUDIES,
-            extension=["csv", "png"],
-        ),
+        [
+            f"results/{name}/ablations/{study}.{extension}"
+            for name in ABLATED_EXPERIMENTS
+            for study in ablation_studies(name)
+            for extension in ("csv", "png")
+        ],
 
 
 # The main estimation with another mechanism (the paper's strengths for it) on fewer records.
@@ -183,3 +184,29 @@ rule ablate_memorisation:
         "python scripts/ablate.py memorisation --experiment {wildcards.experiment} --settings {params.settings:q} "
         "--losses {params.losses:q} --reference-losses {input.reference} --min-loss {params.min_loss} "
         "--table {output.table} --figure {output.figure} > {log} 2>&1"
+
+
+# PFAMI_NNs retrained with other seeds on the main run's H: its training noise, which the
+# bootstrap intervals of metrics.json do not cover.
+rule ablate_classifier_seeds:
+    input:
+        shadow="results/{experiment}/fluctuations/shadow.npz",
+        target="results/{experiment}/fluctuations/target.npz",
+    output:
+        table="results/{experiment}/ablations/classifier_seeds.csv",
+        figure="results/{experiment}/ablations/classifier_seeds.png",
+    params:
+        settings=lambda w: json.dumps(ablations_of(w)),
+        nns=lambda w: json.dumps(experiment(w)["attacks"]["pfami_nns"]),
+        seed=lambda w: experiment(w)["seed"],
+    threads: 1
+    conda:
+        SOFTWARE_ENV
+    log:
+        "results/{experiment}/logs/ablations/classifier_seeds.log",
+    benchmark:
+        "results/{experiment}/benchmarks/ablations/classifier_seeds.tsv"
+    shell:
+        "python scripts/ablate.py classifier_seeds --experiment {wildcards.experiment} --settings {params.settings:q} "
+        "--shadow-features {input.shadow} --features {input.target} --nns-settings {params.nns:q} "
+        "--seed {params.seed} --threads {threads} --table {output.table} --figure {output.figure} > {log} 2>&1"

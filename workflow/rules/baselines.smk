@@ -57,6 +57,8 @@ rule score_baseline:
     priority: 8
     conda:
         SOFTWARE_ENV
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/score_baseline/{attack}.log",
     shell:

@@ -60,7 +60,13 @@ from pfami.config import ablation_settings
 from pfami.mechanisms import MECHANISM_NAMES, default_strengths
 
 ABLATED_EXPERIMENTS = [name for name in EXPERIMENTS if "ablations" in config["experiments"][name]]
-ABLATION_STUDIES = ["timesteps", "strengths", "query_budget", "mechanisms", "memorisation"]
+ABLATION_STUDIES = ["timesteps", "strengths", "query_budget", "mechanisms", "memorisation", "classifier_seeds"]
+
+
+def ablation_studies(name):
+    """An experiment's studies: the classifier-seed study needs PFAMI_NNs among its attacks."""
+    attacks = config["experiments"][name]["attacks"]
+    return [study for study in ABLATION_STUDIES if study != "classifier_seeds" or "pfami_nns" in attacks]
 # The four loss tensors that H of the target and of the shadow records needs.
 LOSS_PAIRS = ["target-on-target", "reference-on-target", "shadow-on-shadow", "reference-on-shadow"]
 

@@ -9,6 +9,8 @@ rule collect_training_loss:
         "results/{experiment}/training_loss.csv",
     conda:
         SOFTWARE_ENV
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
     log:
         "results/{experiment}/logs/collect_training_loss.log",
     shell:
