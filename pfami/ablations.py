@@ -24,7 +24,7 @@ from pfami.attacks.loss import calibrated_loss_attack, loss_attack
 from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
 from pfami.fluctuation import calibrated_fluctuation
 from pfami.io import atomic_write_text
-from pfami.seeding import derived_seed
+from pfami.seeding import classifier_seeds, derived_seed
 from pfami.metrics import roc_summary
 from pfami.config import ablation_settings, check_ablations  # noqa: F401  (torch-free, read by the workflow)
 
@@ -186,7 +186,7 @@ def mechanism_rows(mechanism: str, target: tuple[dict, dict], shadow: tuple[dict
     if nns_settings is not None:
         _, target_scores = pfami_nns_scores(fluctuation_of(*shadow, min_loss), shadow[0]["is_member"],
                                             target_fluctuation, nns_settings["epochs"],
-                                            nns_settings["learning_rate"], seed)
+                                            nns_settings["learning_rate"], seed, nns_settings.get("classifiers", 1))
         rows.append({"mechanism": mechanism, "strengths": strengths, "attack": "pfami_nns",
                      **summary(target_scores, is_member)})
     return rows
@@ -205,28 +205,24 @@ def memorisation_rows(step: int, attacked: dict, reference: dict, min_loss: floa
         ("calibrated_loss", calibrated_loss_attack(attacked["losses"], reference["losses"])))]
 
 
-def classifier_seeds(experiment_seed: int, count: int) -> list[int]:
-    """``count`` PFAMI_NNs seeds, the main run's first (so the study's first row repeats metrics.json)."""
-    main = derived_seed(experiment_seed, "attack", "pfami_nns")
-    return [main] + [derived_seed(experiment_seed, "attack", "pfami_nns", "classifier", str(index))
-                     for index in range(1, count)]
-
-
 def classifier_seed_rows(shadow_fluctuation: np.ndarray, shadow_is_member: np.ndarray,
                          target_fluctuation: np.ndarray, is_member: np.ndarray, nns_settings: dict,
-                         seeds: Sequence[int]) -> list[dict]:
-    """PFAMI_NNs trained once per seed (initial weights and fold split) on the same shadow H, then
-    the ensemble that averages their target scores.
+                         experiment_seed: int, count: int) -> list[dict]:
+    """PFAMI_NNs trained once per seed (initial weights and fold split) on the same shadow H, the
+    main run's seed first, then the ensemble that averages their scores: the same numbers as the
+    main attack with ``attacks.pfami_nns.classifiers: 1`` and ``count``.
 
     The bootstrap intervals of metrics.json resample the records and hold the classifier fixed;
     the spread over these rows is the part they leave out. A change of CPU, which reorders float
     sums, moves the main classifier by about as much."""
-    rows, ensemble = [], np.zeros(len(target_fluctuation))
+    seeds = classifier_seeds(derived_seed(experiment_seed, "attack", "pfami_nns"), count)
+    rows, runs = [], []
     for index, seed in enumerate(seeds):
         _, scores = pfami_nns_scores(shadow_fluctuation, shadow_is_member, target_fluctuation,
                                      nns_settings["epochs"], nns_settings["learning_rate"], seed)
-        ensemble += scores / len(seeds)
+        runs.append(scores)
         rows.append({"classifier": str(index), "seed": seed, "attack": "pfami_nns", **summary(scores, is_member)})
+    ensemble = np.mean(np.stack(runs), axis=0)
     rows.append({"classifier": "ensemble", "seed": "", "attack": "pfami_nns", **summary(ensemble, is_member)})
     return rows
 

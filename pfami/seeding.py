@@ -15,3 +15,9 @@ def stable_key(name: str) -> int:
 def derived_seed(seed: int, *names: str) -> int:
     """A seed for one purpose (e.g. training the shadow model) derived from the experiment seed."""
     return int(np.random.SeedSequence([seed, *map(stable_key, names)]).generate_state(1)[0])
+
+
+def classifier_seeds(seed: int, count: int) -> list[int]:
+    """Seeds of ``count`` membership classifiers: ``seed`` itself first, so that a one-classifier
+    attack and the first member of an ensemble are the same classifier."""
+    return [seed] + [derived_seed(seed, "classifier", str(index)) for index in range(1, count)]

@@ -88,11 +88,11 @@ def memorisation(args: argparse.Namespace) -> tuple[list[dict], str]:
 def classifier_seeds(args: argparse.Namespace) -> tuple[list[dict], str]:
     shadow = load_arrays(args.shadow_features, FEATURES)
     target = load_arrays(args.features, FEATURES)
-    seeds = ablations.classifier_seeds(args.seed, args.settings["classifier_seeds"])
+    count = args.settings["classifier_seeds"]
     rows = ablations.classifier_seed_rows(shadow["fluctuation"], shadow["is_member"], target["fluctuation"],
-                                          target["is_member"], args.nns_settings, seeds)
+                                          target["is_member"], args.nns_settings, args.seed, count)
     ablation_plots.plot_classifier_seeds(rows, f"{args.experiment}: PFAMI_NNs per classifier seed", args.figure)
-    return rows, f"{len(seeds)} classifier seeds"
+    return rows, f"{count} classifier seeds"
 
 
 STUDIES = {"timesteps": timesteps, "strengths": strengths, "query_budget": query_budget, "mechanisms": mechanisms,

@@ -114,22 +114,26 @@ def test_query_budget_counts_both_models_and_takes_any_attack_from_metrics():
 
 def test_classifier_seed_study_repeats_the_main_classifier_first_and_averages_an_ensemble():
     from pfami.attacks.pfami import pfami_nns_scores
-    from pfami.seeding import derived_seed
+    from pfami.seeding import classifier_seeds, derived_seed
 
     rng = np.random.default_rng(0)
     is_member = np.arange(40) < 20
     # members' H is higher everywhere, with noise: learnable, not perfectly
     shadow, target = (rng.normal(size=(40, 3, 4)) + 0.7 * is_member[:, None, None] for _ in range(2))
-    seeds = ablations.classifier_seeds(2308, 3)
-    assert seeds[0] == derived_seed(2308, "attack", "pfami_nns") and len(set(seeds)) == 3
-    rows = ablations.classifier_seed_rows(shadow, is_member, target, is_member, {"epochs": 4, "learning_rate": 0.01},
-                                          seeds)
+    settings = {"epochs": 4, "learning_rate": 0.01}
+    rows = ablations.classifier_seed_rows(shadow, is_member, target, is_member, settings, 2308, 3)
     assert [row["classifier"] for row in rows] == ["0", "1", "2", "ensemble"]
-    # each row is PFAMI_NNs with that seed (the first: the main run's), the last their mean score
+    # each row is PFAMI_NNs with one seed, the main run's first; the last is the main attack with
+    # `classifiers: 3`, the mean of the three
+    main_seed = derived_seed(2308, "attack", "pfami_nns")
+    seeds = classifier_seeds(main_seed, 3)
+    assert [row["seed"] for row in rows[:3]] == seeds and len(set(seeds)) == 3
     scores = [pfami_nns_scores(shadow, is_member, target, 4, 0.01, seed)[1] for seed in seeds]
     assert not np.array_equal(scores[0], scores[1])
-    for row, expected in zip(rows, [*scores, np.mean(scores, axis=0)]):
-        assert row["auc"] == pytest.approx(ablations.summary(expected, is_member)["auc"], abs=1e-12)
+    ensemble = pfami_nns_scores(shadow, is_member, target, 4, 0.01, main_seed, classifiers=3)[1]
+    assert np.array_equal(ensemble, np.mean(scores, axis=0))
+    for row, expected in zip(rows, [*scores, ensemble]):
+        assert row["auc"] == ablations.summary(expected, is_member)["auc"]
         assert row["auc"] > 0.6
 
 

@@ -34,6 +34,24 @@ def test_pfami_nns_learns_a_separable_toy_set_without_target_labels():
     assert roc_summary(shadow_scores, shadow_labels)["auc"] > 0.9  # out-of-fold, not training fit
 
 
+def test_a_classifier_ensemble_averages_its_members_and_one_classifier_is_the_plain_attack():
+    from pfami.attacks.classifier import cross_fitted_scores
+    from pfami.seeding import classifier_seeds
+
+    shadow, shadow_labels = _toy_fluctuations(24, seed=0)
+    target, _ = _toy_fluctuations(10, seed=1)
+    single = cross_fitted_scores(shadow[:, None], shadow_labels, target[:, None], 2, 0.01, 5)
+    via_settings = score_attack("pfami_nns", {"epochs": 2, "learning_rate": 0.01, "classifiers": 1},
+                                {"fluctuation": shadow, "is_member": shadow_labels}, {"fluctuation": target}, seed=5)
+    assert all(np.array_equal(a, b) for a, b in zip(single, via_settings))
+    members = [cross_fitted_scores(shadow[:, None], shadow_labels, target[:, None], 2, 0.01, seed)
+               for seed in classifier_seeds(5, 3)]
+    ensemble = pfami_nns_scores(shadow, shadow_labels, target, 2, 0.01, seed=5, classifiers=3)
+    for part in (0, 1):  # out-of-fold shadow scores (for the threshold) and target scores
+        np.testing.assert_allclose(ensemble[part], np.mean([member[part] for member in members], axis=0), rtol=1e-12)
+    assert not np.allclose(ensemble[1], single[1])
+
+
 def test_score_attack_dispatches_and_counts_queries():
     fluctuation = np.ones((4, 2, 3), np.float32)
     losses = np.array([[[1.0] * 4] * 2, [[2.0] * 4] * 2, [[3.0] * 4] * 2, [[4.0] * 4] * 2], np.float32)

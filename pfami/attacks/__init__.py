@@ -45,14 +45,14 @@ def score_attack(attack: str, settings: dict, shadow: dict[str, np.ndarray], tar
         return pfami_met_scores(shadow["fluctuation"], strength_index), pfami_met_scores(target["fluctuation"], strength_index)
     if attack == "pfami_nns":
         return pfami_nns_scores(shadow["fluctuation"], shadow["is_member"], target["fluctuation"],
-                                settings["epochs"], settings["learning_rate"], seed)
+                                settings["epochs"], settings["learning_rate"], seed, settings.get("classifiers", 1))
     if attack == "secmi_stat":
         return -shadow["secmi_errors"], -target["secmi_errors"]
     if attack == "secmi_nns":
-        from pfami.attacks.classifier import cross_fitted_scores  # torch: only the NN attacks pay for it
+        from pfami.attacks.classifier import ensemble_scores  # torch: only the NN attacks pay for it
 
-        return cross_fitted_scores(shadow["secmi_error_images"], shadow["is_member"], target["secmi_error_images"],
-                                   settings["epochs"], settings["learning_rate"], seed)
+        return ensemble_scores(shadow["secmi_error_images"], shadow["is_member"], target["secmi_error_images"],
+                               settings["epochs"], settings["learning_rate"], seed, settings.get("classifiers", 1))
     if attack in ("pia", "pian"):
         return shadow[f"{attack}_scores"], target[f"{attack}_scores"]
     raise ValueError(f"attacks: unknown attack {attack!r}; choose from {list(ATTACKS)}")
