@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not _ok, reason=f"no SLURM t
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     # Four fake GPUs so that the tiny DAG's GPU jobs run side by side; eight CPUs so that the
-    # grouped CPU tail (five attacks side by side) fits on the node.
+    # grouped CPU tail (its attacks side by side) fits on the node.
     with SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=8, gpus=4) as running:
         yield running
 
