@@ -24,8 +24,8 @@ from pfami.attacks.loss import calibrated_loss_attack, loss_attack
 from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
 from pfami.fluctuation import calibrated_fluctuation
 from pfami.io import atomic_write_text
-from pfami.seeding import classifier_seeds, derived_seed
 from pfami.metrics import roc_summary
+from pfami.seeding import classifier_seeds, derived_seed
 from pfami.config import ablation_settings, check_ablations  # noqa: F401  (torch-free, read by the workflow)
 
 TPR_AT_1_PERCENT = "tpr_at_0.01_fpr"
@@ -209,8 +209,9 @@ def classifier_seed_rows(shadow_fluctuation: np.ndarray, shadow_is_member: np.nd
                          target_fluctuation: np.ndarray, is_member: np.ndarray, nns_settings: dict,
                          experiment_seed: int, count: int) -> list[dict]:
     """PFAMI_NNs trained once per seed (initial weights and fold split) on the same shadow H, the
-    main run's seed first, then the ensemble that averages their scores: the same numbers as the
-    main attack with ``attacks.pfami_nns.classifiers: 1`` and ``count``.
+    main run's seed first, then the ensemble that averages their scores. Each row is one classifier
+    whatever ``nns_settings["classifiers"]`` says; the ensemble row is the main attack with
+    ``classifiers: count``, and the first row the main attack with ``classifiers: 1``.
 
     The bootstrap intervals of metrics.json resample the records and hold the classifier fixed;
     the spread over these rows is the part they leave out. A change of CPU, which reorders float
