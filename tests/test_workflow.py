@@ -1,6 +1,7 @@
 """The whole DAG on the tiny config, in a temporary copy of the project."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -154,6 +155,22 @@ def test_default_config_plans_the_whole_dag():
     for rule in ("split_dataset", "train_model", "estimate_losses", "extract_fluctuations", "score_attack",
                  "estimate_baselines", "score_baseline", "evaluate", "make_figures", "make_summary"):
         assert rule in result.stdout
+
+
+# The steps that run a model (training, loss tensors, baseline queries): the SLURM profile sends them
+# to a GPU. The sample grids stay on CPU nodes (a few hundred strided steps per model).
+GPU_STEPS = {"train_model", "train_autoencoder", "estimate_losses", "estimate_baselines", "train_snapshots",
+             "estimate_mechanism_losses", "estimate_snapshot_losses"}
+
+
+def test_the_slurm_profile_sends_every_model_step_of_the_main_run_and_the_ablations_to_a_gpu():
+    plan = run_snakemake(PROJECT, "-n", "--forceall", "--profile", "workflow/profiles/slurm", "all", "ablations").stdout
+    # each job's block: "rule NAME:", its details, then "resources: ..." (grouped jobs print none)
+    resources = dict(re.findall(r"^(?:local)?rule (\w+):\n(?:(?!(?:local)?rule ).*\n)*?\s+resources: (.*)$", plan,
+                                re.MULTILINE))
+    assert {"train_model", "estimate_mechanism_losses", "split_dataset", "sample_images"} <= set(resources)
+    on_gpu = {rule for rule, requested in resources.items() if "gpu=1" in requested}
+    assert on_gpu == GPU_STEPS & set(resources), resources
 
 
 def test_lint_has_nothing_to_say():
