@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: reproduce test env clean-results
+.PHONY: reproduce test env reference clean-results
 
 $(BIN)/snakemake: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ env: $(BIN)/snakemake
 
 reproduce: env
 	$(BIN)/snakemake --cores $(CORES)
+
+# Make the committed reference results from this run's metrics, on purpose, after a change that is
+# meant to change them; then commit results/reference_metrics.json.
+reference: reproduce
+	$(BIN)/python scripts/verify_reproduction.py --config config/config.yaml --write-reference
 
 test: env
 	$(BIN)/python -m pytest -q

@@ -32,10 +32,22 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/ablations.smk"
 
 
+localrules:
+    verify_reproduction,
+
+
+# The reproduction verdict, as the last thing on the terminal, when this run made it (a DVC stage or a
+# run of other targets does not print an old one).
+onsuccess:
+    if os.path.exists(VERDICT) and os.path.getmtime(VERDICT) >= STARTED:
+        print(f"\n{Path(VERDICT).read_text()}(also in {VERDICT})")
+
+
 rule all:
     input:
         "results/summary.md",
         "results/summary.csv",
+        VERDICT,
         expand("results/{experiment}/figures/{figure}.png", experiment=EXPERIMENTS, figure=FIGURES),
         expand("results/{experiment}/training_loss.csv", experiment=EXPERIMENTS),
         expand("results/{experiment}/figures/samples_{role}.png", experiment=EXPERIMENTS, role=ROLES),

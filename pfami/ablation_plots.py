@@ -130,19 +130,24 @@ def plot_memorisation(rows: list[dict], title: str, path: str | Path) -> None:
 
 
 def plot_classifier_seeds(rows: list[dict], title: str, path: str | Path) -> None:
-    """PFAMI_NNs per classifier seed (the main run's first, filled), their mean, and the ensemble."""
-    single = [row for row in rows if row["classifier"] != "ensemble"]
-    ensemble = [row for row in rows if row["classifier"] == "ensemble"]
+    """PFAMI_NNs per classifier seed, a colour per classifier (the main run's seed filled), each
+    classifier's mean over seeds, and a ResNet's ensemble."""
     figure, axes = _panels(title, width=9)
+    classifiers = list(dict.fromkeys(row["classifier"] for row in rows))
     for ax, (metric, _) in zip(axes, PANELS):
-        values = [row[metric] for row in single]
-        ax.plot(range(len(values)), values, "o", fillstyle="none", label="one classifier per seed")
-        ax.plot([0], values[:1], "o", color="C0", label="the main run's classifier")
-        ax.axhline(sum(values) / len(values), color="C0", linewidth=0.8, linestyle="--", label="mean over seeds")
-        if ensemble:
-            ax.plot([len(values)], [ensemble[0][metric]], "D", color="C1", label="ensemble (mean score)")
-        ax.set_xticks(range(len(values) + len(ensemble)),
-                      [str(index) for index in range(len(values))] + ["ens."] * len(ensemble))
+        for colour, classifier in enumerate(classifiers):
+            single = [row[metric] for row in rows if row["classifier"] == classifier and row["run"] != "ensemble"]
+            ensemble = [row[metric] for row in rows if row["classifier"] == classifier and row["run"] == "ensemble"]
+            ax.plot(range(len(single)), single, "o", color=f"C{colour}", fillstyle="none",
+                    label=f"{classifier}: one classifier per seed")
+            ax.plot([0], single[:1], "o", color=f"C{colour}", label=f"{classifier}: the main run's seed")
+            ax.axhline(sum(single) / len(single), color=f"C{colour}", linewidth=0.8, linestyle="--",
+                       label=f"{classifier}: mean over seeds")
+            if ensemble:
+                ax.plot([len(single)], ensemble, "D", color=f"C{colour}", label=f"{classifier}: ensemble (mean score)")
+        seeds = max(sum(row["run"] != "ensemble" for row in rows if row["classifier"] == name) for name in classifiers)
+        has_ensemble = any(row["run"] == "ensemble" for row in rows)
+        ax.set_xticks(range(seeds + has_ensemble), [str(index) for index in range(seeds)] + ["ens."] * has_ensemble)
         ax.set_xlabel("classifier seed")
     axes[0].legend(fontsize=7)
     _save(figure, path)

@@ -24,7 +24,7 @@ from pfami.attacks.loss import calibrated_loss_attack, loss_attack
 from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
 from pfami.fluctuation import calibrated_fluctuation
 from pfami.io import atomic_write_text
-from pfami.metrics import roc_summary
+from pfami.metrics import fit_threshold, operating_point, roc_summary
 from pfami.seeding import classifier_seeds, derived_seed
 from pfami.config import ablation_settings, check_ablations  # noqa: F401  (torch-free, read by the workflow)
 
@@ -185,8 +185,7 @@ def mechanism_rows(mechanism: str, target: tuple[dict, dict], shadow: tuple[dict
              **summary(pfami_met_scores(target_fluctuation), is_member)}]
     if nns_settings is not None:
         _, target_scores = pfami_nns_scores(fluctuation_of(*shadow, min_loss), shadow[0]["is_member"],
-                                            target_fluctuation, nns_settings["epochs"],
-                                            nns_settings["learning_rate"], seed, nns_settings.get("classifiers", 1))
+                                            target_fluctuation, nns_settings, seed)
         rows.append({"mechanism": mechanism, "strengths": strengths, "attack": "pfami_nns",
                      **summary(target_scores, is_member)})
     return rows
@@ -206,26 +205,37 @@ def memorisation_rows(step: int, attacked: dict, reference: dict, min_loss: floa
 
 
 def classifier_seed_rows(shadow_fluctuation: np.ndarray, shadow_is_member: np.ndarray,
-                         target_fluctuation: np.ndarray, is_member: np.ndarray, nns_settings: dict,
+                         target_fluctuation: np.ndarray, is_member: np.ndarray, classifiers: dict[str, dict],
                          experiment_seed: int, count: int) -> list[dict]:
-    """PFAMI_NNs trained once per seed (initial weights and fold split) on the same shadow H, the
-    main run's seed first, then the ensemble that averages their scores. Each row is one classifier
-    whatever ``nns_settings["classifiers"]`` says; the ensemble row is the main attack with
-    ``classifiers: count``, and the first row the main attack with ``classifiers: 1``.
+    """PFAMI_NNs trained once per seed on the same shadow H, for each of ``classifiers`` ({row label:
+    the attack's settings}, e.g. the main run's logistic regression and the authors' ResNet), the main
+    run's seed first. A ResNet also gets the ensemble that averages its seeds' scores: the main
+    attack with ``classifiers: count``. Each row holds the AUC and TPRs on the target and the FPR
+    on the target of the threshold fitted on that classifier's out-of-fold shadow scores.
 
     The bootstrap intervals of metrics.json resample the records and hold the classifier fixed;
     the spread over these rows is the part they leave out. A change of CPU, which reorders float
-    sums, moves the main classifier by about as much."""
+    sums, moved the ResNet by about as much."""
     seeds = classifier_seeds(derived_seed(experiment_seed, "attack", "pfami_nns"), count)
-    rows, runs = [], []
-    for index, seed in enumerate(seeds):
-        _, scores = pfami_nns_scores(shadow_fluctuation, shadow_is_member, target_fluctuation,
-                                     nns_settings["epochs"], nns_settings["learning_rate"], seed)
-        runs.append(scores)
-        rows.append({"classifier": str(index), "seed": seed, "attack": "pfami_nns", **summary(scores, is_member)})
-    ensemble = np.mean(np.stack(runs), axis=0)
-    rows.append({"classifier": "ensemble", "seed": "", "attack": "pfami_nns", **summary(ensemble, is_member)})
+    rows = []
+    for label, settings in classifiers.items():
+        one_classifier = {key: value for key, value in settings.items() if key != "classifiers"}
+        runs = []
+        for index, seed in enumerate(seeds):
+            runs.append(pfami_nns_scores(shadow_fluctuation, shadow_is_member, target_fluctuation, one_classifier, seed))
+            rows.append({"classifier": label, "run": str(index), "seed": seed,
+                         **_seed_row(*runs[-1], shadow_is_member, is_member)})
+        if settings.get("classifier") == "resnet":
+            ensemble = [np.mean(np.stack([run[part] for run in runs]), axis=0) for part in (0, 1)]
+            rows.append({"classifier": label, "run": "ensemble", "seed": "",
+                         **_seed_row(*ensemble, shadow_is_member, is_member)})
     return rows
+
+
+def _seed_row(shadow_scores, target_scores, shadow_is_member, is_member) -> dict:
+    threshold = fit_threshold(shadow_scores, shadow_is_member)
+    return {"attack": "pfami_nns", **summary(target_scores, is_member),
+            "threshold_fpr": operating_point(target_scores, is_member, threshold)["fpr"]}
 
 
 # --- tables ---------------------------------------------------------------------------------

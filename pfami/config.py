@@ -197,6 +197,15 @@ def check_experiment(name: str, experiment: dict) -> None:
         raise ConfigError(f"{where}.attacks: {', '.join(baselines)} query a pixel-space diffusion model's noise "
                           f"prediction (model.family ddpm) and are not implemented for model.family {model['family']}; "
                           "remove them")
+    from pfami.attacks import NN_ATTACKS, resolved  # here: pfami.attacks reads this module
+    from pfami.attacks.learned import check_classifier_settings
+
+    for attack in NN_ATTACKS:
+        if attack in experiment["attacks"]:
+            try:
+                check_classifier_settings(f"{where}.attacks.{attack}", resolved(attack, experiment["attacks"][attack])[1])
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
     try:
         check_baseline_settings(experiment["attacks"], model.get("train_timesteps", 1000))
     except ValueError as error:

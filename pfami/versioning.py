@@ -24,6 +24,9 @@ from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLE
 CONFIG_FILE = "config/config.yaml"
 # The figures `make_figures` draws for each experiment (results/{experiment}/figures/{name}.png).
 FIGURES = ("roc", "fluctuation", "score_distributions", "training_loss")
+# The reproduction verdict, and the schema's default for the reference it compares with.
+VERDICT = "results/reproduction.md"
+DEFAULT_REFERENCE_RESULTS = "results/reference_metrics.json"
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,10 @@ def _tracked(paths: dict[str, dict], experiment: str) -> list:
             for path, options in paths.items()]
 
 
-def dvc_pipeline(experiments: dict[str, dict], project: Path) -> dict:
-    """The ``dvc.yaml`` document for ``experiments`` (the config's section) of the project at ``project``."""
+def dvc_pipeline(experiments: dict[str, dict], project: Path,
+                 reference_results: str = DEFAULT_REFERENCE_RESULTS) -> dict:
+    """The ``dvc.yaml`` document for ``experiments`` (the config's section) of the project at ``project``;
+    ``reference_results``: the config's file of committed reference results."""
     stages = {}
     for experiment, settings in experiments.items():
         produced: set[str] = set()  # what the experiment's earlier stages write
@@ -197,6 +202,16 @@ def dvc_pipeline(experiments: dict[str, dict], project: Path) -> dict:
         # The table's row labels describe each experiment's settings.
         "params": [{CONFIG_FILE: [f"experiments.{experiment}" for experiment in experiments]}],
         "outs": [{"results/summary.md": {"cache": False}}, {"results/summary.csv": {"cache": False}}],
+    }
+    # The reproduction verdict reads the committed reference results, which no stage writes.
+    verdict_code = ["scripts/verify_reproduction.py", "workflow/rules/report.smk",
+                    *script_dependencies(project / "scripts/verify_reproduction.py", project)]
+    stages["verdict"] = {
+        "cmd": _stage_command(("verify_reproduction",), [VERDICT]),
+        "deps": sorted(set(verdict_code)) + [f"results/{experiment}/metrics.json" for experiment in experiments]
+        + ([reference_results] if (project / reference_results).exists() else []),
+        "params": [{CONFIG_FILE: [f"experiments.{experiment}" for experiment in experiments]}],
+        "outs": [{VERDICT: {"cache": False}}],
     }
     plots = []
     for experiment in experiments:

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 from pfami import ablation_plots, ablations
+from pfami.attacks import resolved
+from pfami.attacks.learned import DEFAULT_CLASSIFIER
 from pfami.cli import json_value, run
 from pfami.io import load_arrays
 from pfami.seeding import derived_seed
@@ -89,10 +91,14 @@ def classifier_seeds(args: argparse.Namespace) -> tuple[list[dict], str]:
     shadow = load_arrays(args.shadow_features, FEATURES)
     target = load_arrays(args.features, FEATURES)
     count = args.settings["classifier_seeds"]
+    # The main run's classifier and, where the experiment runs it, the authors' ResNet beside it.
+    classifiers = {args.nns_settings.get("classifier", DEFAULT_CLASSIFIER): args.nns_settings}
+    if args.resnet_settings is not None:
+        classifiers.setdefault("resnet", resolved("pfami_nns_resnet", args.resnet_settings)[1])
     rows = ablations.classifier_seed_rows(shadow["fluctuation"], shadow["is_member"], target["fluctuation"],
-                                          target["is_member"], args.nns_settings, args.seed, count)
+                                          target["is_member"], classifiers, args.seed, count)
     ablation_plots.plot_classifier_seeds(rows, f"{args.experiment}: PFAMI_NNs per classifier seed", args.figure)
-    return rows, f"{count} classifier seeds"
+    return rows, f"{count} classifier seeds x {len(classifiers)} classifier(s)"
 
 
 STUDIES = {"timesteps": timesteps, "strengths": strengths, "query_budget": query_budget, "mechanisms": mechanisms,
@@ -127,6 +133,8 @@ parser.add_argument("--reference-losses", help="memorisation: the reference mode
 parser.add_argument("--min-loss", type=float, default=1e-6)
 parser.add_argument("--nns-settings", type=json_value, default=None,
                     help="mechanisms, classifier_seeds: attacks.pfami_nns (JSON)")
+parser.add_argument("--resnet-settings", type=json_value, default=None,
+                    help="classifier_seeds: attacks.pfami_nns_resnet (JSON; null where the experiment does not run it)")
 parser.add_argument("--seed", type=int, default=0,
                     help="mechanisms, classifier_seeds: the experiment seed (PFAMI_NNs derives its own)")
 parser.add_argument("--threads", type=int, default=1, help="torch threads (PFAMI_NNs training)")

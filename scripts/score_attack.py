@@ -4,22 +4,22 @@ import argparse
 
 import numpy as np
 
-from pfami.attacks import NN_ATTACKS, score_attack
+from pfami.attacks import base_attack, score_attack, uses_torch
 from pfami.cli import json_value, run
 from pfami.io import atomic_path, load_arrays
 from pfami.seeding import derived_seed
 
 
 def main(args: argparse.Namespace) -> None:
-    if args.attack in NN_ATTACKS:
+    if uses_torch(args.attack, args.settings):
         import torch
 
-        # A classifier's training sums in an order that depends on the thread count: fix it.
+        # The ResNet's training sums in an order that depends on the thread count: fix it.
         torch.set_num_threads(args.threads)
     shadow = load_arrays(args.shadow_features, ("is_member", "record_ids"))
     target = load_arrays(args.target_features, ("is_member", "record_ids"))
     shadow_scores, target_scores = score_attack(args.attack, args.settings, shadow, target,
-                                                derived_seed(args.seed, "attack", args.attack))
+                                                derived_seed(args.seed, "attack", base_attack(args.attack)))
     with atomic_path(args.output) as temporary:
         with open(temporary, "w") as handle:
             handle.write("record_id,role,is_member,score\n")
@@ -37,7 +37,7 @@ parser.add_argument("--shadow-features", required=True, help="fluctuation (or ba
 parser.add_argument("--target-features", required=True, help="fluctuation (or baseline query) file of the target records")
 parser.add_argument("--seed", type=int, required=True)
 parser.add_argument("--threads", type=int, default=1,
-                    help="torch threads of the NN attacks (their scores depend on it; the workflow uses 1)")
+                    help="torch threads of the authors' ResNet (its scores depend on it; the workflow uses 1)")
 parser.add_argument("--output", required=True, help="scores CSV to write")
 
 if __name__ == "__main__":

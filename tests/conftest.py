@@ -186,7 +186,7 @@ def start_dvc_repro(root: Path) -> BackgroundRun:
     """`dvc repro` in a new git + DVC repository (``root/project``, remote ``root/remote``) of the tiny
     experiment with PFAMI's attacks and the loss baseline (the SecMI / PIA queries would only add minutes)."""
     attacks = {"loss": {}, "pfami_met": {}, "pfami_met_single": {"strength_index": 1},
-               "pfami_nns": {"epochs": 3, "learning_rate": 0.01}}
+               "pfami_nns": {"c": 0.001}}
     workdir = copy_project(root / "project", single_experiment_config(root, attacks=attacks))
     shutil.copytree(PROJECT / "pfami", workdir / "pfami", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(PROJECT / ".gitignore", workdir / ".gitignore")

@@ -112,29 +112,37 @@ def test_query_budget_counts_both_models_and_takes_any_attack_from_metrics():
     assert queries[("pfami_met", "metrics.json", "", "")] == 30
 
 
-def test_classifier_seed_study_repeats_the_main_classifier_first_and_averages_an_ensemble():
+def test_classifier_seed_study_repeats_each_classifier_first_with_the_main_seed_and_averages_a_resnet():
     from pfami.attacks.pfami import pfami_nns_scores
+    from pfami.metrics import fit_threshold, operating_point
     from pfami.seeding import classifier_seeds, derived_seed
 
     rng = np.random.default_rng(0)
     is_member = np.arange(40) < 20
     # members' H is higher everywhere, with noise: learnable, not perfectly
     shadow, target = (rng.normal(size=(40, 3, 4)) + 0.7 * is_member[:, None, None] for _ in range(2))
-    settings = {"epochs": 4, "learning_rate": 0.01}
-    rows = ablations.classifier_seed_rows(shadow, is_member, target, is_member, settings, 2308, 3)
-    assert [row["classifier"] for row in rows] == ["0", "1", "2", "ensemble"]
-    # each row is PFAMI_NNs with one seed, the main run's first; the last is the main attack with
-    # `classifiers: 3`, the mean of the three
+    logistic, resnet = {"classifier": "logistic", "c": 0.01}, {"classifier": "resnet", "epochs": 4, "learning_rate": 0.01}
+    rows = ablations.classifier_seed_rows(shadow, is_member, target, is_member,
+                                          {"logistic": logistic, "resnet": resnet}, 2308, 3)
+    assert [(row["classifier"], row["run"]) for row in rows] == [
+        ("logistic", "0"), ("logistic", "1"), ("logistic", "2"), ("resnet", "0"), ("resnet", "1"), ("resnet", "2"),
+        ("resnet", "ensemble")]
+    # each row is PFAMI_NNs with one seed, the main run's first; the ResNet's last is the main attack
+    # with `classifiers: 3`, the mean of the three
     main_seed = derived_seed(2308, "attack", "pfami_nns")
     seeds = classifier_seeds(main_seed, 3)
     assert [row["seed"] for row in rows[:3]] == seeds and len(set(seeds)) == 3
-    scores = [pfami_nns_scores(shadow, is_member, target, 4, 0.01, seed)[1] for seed in seeds]
-    assert not np.array_equal(scores[0], scores[1])
-    ensemble = pfami_nns_scores(shadow, is_member, target, 4, 0.01, main_seed, classifiers=3)[1]
-    assert np.array_equal(ensemble, np.mean(scores, axis=0))
-    for row, expected in zip(rows, [*scores, ensemble]):
-        assert row["auc"] == ablations.summary(expected, is_member)["auc"]
+    runs = [pfami_nns_scores(shadow, is_member, target, resnet, seed) for seed in seeds]
+    assert not np.array_equal(runs[0][1], runs[1][1])
+    ensemble = pfami_nns_scores(shadow, is_member, target, {**resnet, "classifiers": 3}, main_seed)
+    assert np.array_equal(ensemble[1], np.mean([run[1] for run in runs], axis=0))
+    for row, (shadow_scores, scores) in zip(rows[3:], [*runs, ensemble]):
+        assert row["auc"] == ablations.summary(scores, is_member)["auc"]
+        threshold = fit_threshold(shadow_scores, is_member)
+        assert row["threshold_fpr"] == operating_point(scores, is_member, threshold)["fpr"]
         assert row["auc"] > 0.6
+    # logistic regression scores the target with the model fitted on every shadow record: no seed in it
+    assert len({row["auc"] for row in rows[:3]}) == 1 and rows[0]["auc"] > 0.6
 
 
 def test_table_csv_writes_the_first_rows_columns_and_reads_back(tmp_path):
@@ -269,8 +277,11 @@ def test_ablations_reuse_the_main_run_and_report_every_study(tiny_run):
         ("crop", "pfami_met"), ("crop", "pfami_nns"), ("brightness", "pfami_met"), ("brightness", "pfami_nns")]
     assert sorted({int(row["training_step"]) for row in tables["memorisation"]}) == [6, 12]
     # The first classifier is the main run's PFAMI_NNs; the last row is the ensemble of both.
-    assert [row["classifier"] for row in tables["classifier_seeds"]] == ["0", "1", "ensemble"]
+    seed_rows = [(row["classifier"], row["run"]) for row in tables["classifier_seeds"]]
+    assert seed_rows == [("logistic", "0"), ("logistic", "1"), ("resnet", "0"), ("resnet", "1"), ("resnet", "ensemble")]
+    # each classifier's first row is the main run's attack
     assert float(tables["classifier_seeds"][0]["auc"]) == pytest.approx(metrics["pfami_nns"]["auc"], abs=1e-5)
+    assert float(tables["classifier_seeds"][2]["auc"]) == pytest.approx(metrics["pfami_nns_resnet"]["auc"], abs=1e-5)
     assert jobs["ablate_classifier_seeds"] == 1
     snapshots = tiny_run / "results" / "tiny" / "snapshots" / "target"
     assert sorted(path.name for path in snapshots.glob("step_*")) == ["step_6"]

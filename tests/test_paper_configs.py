@@ -42,6 +42,6 @@ def test_celeba_config_plans_the_whole_dag_against_a_stand_in_folder(tmp_path):
     output = run_snakemake(workdir, "-n", "--configfile", "paper.yaml", "--replace-workflow-config").stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE))
     assert counts == {"split_dataset": "1", "train_model": "3", "estimate_losses": "2", "extract_fluctuations": "2",
-                      "score_attack": "5", "evaluate": "1", "make_figures": "1", "make_summary": "1", "all": "1",
-                      "collect_training_loss": "1", "sample_images": "1", "total": "19"}
+                      "score_attack": "6", "evaluate": "1", "make_figures": "1", "make_summary": "1", "all": "1",
+                      "collect_training_loss": "1", "sample_images": "1", "verify_reproduction": "1", "total": "21"}
     assert "celeba64_ddpm" in output and "results/tiny/" not in output

@@ -29,9 +29,10 @@ def _toy_fluctuations(count, seed):
 def test_pfami_nns_learns_a_separable_toy_set_without_target_labels():
     shadow, shadow_labels = _toy_fluctuations(80, seed=0)
     target, target_labels = _toy_fluctuations(60, seed=1)
-    shadow_scores, target_scores = pfami_nns_scores(shadow, shadow_labels, target, epochs=20, learning_rate=0.01, seed=0)
-    assert roc_summary(target_scores, target_labels)["auc"] > 0.95
-    assert roc_summary(shadow_scores, shadow_labels)["auc"] > 0.9  # out-of-fold, not training fit
+    for settings in ({"classifier": "logistic", "c": 0.001}, {"classifier": "resnet", "epochs": 20, "learning_rate": 0.01}):
+        shadow_scores, target_scores = pfami_nns_scores(shadow, shadow_labels, target, settings, seed=0)
+        assert roc_summary(target_scores, target_labels)["auc"] > 0.95
+        assert roc_summary(shadow_scores, shadow_labels)["auc"] > 0.9  # out-of-fold, not training fit
 
 
 def test_a_classifier_ensemble_averages_its_members_and_one_classifier_is_the_plain_attack():
@@ -41,12 +42,13 @@ def test_a_classifier_ensemble_averages_its_members_and_one_classifier_is_the_pl
     shadow, shadow_labels = _toy_fluctuations(24, seed=0)
     target, _ = _toy_fluctuations(10, seed=1)
     single = cross_fitted_scores(shadow[:, None], shadow_labels, target[:, None], 2, 0.01, 5)
-    via_settings = score_attack("pfami_nns", {"epochs": 2, "learning_rate": 0.01, "classifiers": 1},
+    via_settings = score_attack("pfami_nns", {"classifier": "resnet", "epochs": 2, "learning_rate": 0.01, "classifiers": 1},
                                 {"fluctuation": shadow, "is_member": shadow_labels}, {"fluctuation": target}, seed=5)
     assert all(np.array_equal(a, b) for a, b in zip(single, via_settings))
     members = [cross_fitted_scores(shadow[:, None], shadow_labels, target[:, None], 2, 0.01, seed)
                for seed in classifier_seeds(5, 3)]
-    ensemble = pfami_nns_scores(shadow, shadow_labels, target, 2, 0.01, seed=5, classifiers=3)
+    ensemble = pfami_nns_scores(shadow, shadow_labels, target,
+                                {"classifier": "resnet", "epochs": 2, "learning_rate": 0.01, "classifiers": 3}, seed=5)
     for part in (0, 1):  # out-of-fold shadow scores (for the threshold) and target scores
         np.testing.assert_allclose(ensemble[part], np.mean([member[part] for member in members], axis=0), rtol=1e-12)
     assert not np.allclose(ensemble[1], single[1])

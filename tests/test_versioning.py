@@ -42,7 +42,7 @@ def test_every_stage_runs_rules_that_exist_on_targets_under_its_experiment():
     # has a shared autoencoder to train
     assert set(stages) == ({f"{stage.name}-{experiment}" for stage in STAGES for experiment in experiments}
                            - {"query_baselines-tiny_vae", "query_baselines-tiny_ldm", "autoencoder-tiny",
-                              "autoencoder-tiny_vae"} | {"summary"})
+                              "autoencoder-tiny_vae"} | {"summary", "verdict"})
     assert "results/tiny/baselines" in stages["score-tiny"]["deps"]
     assert "results/tiny_vae/baselines" not in stages["score-tiny_vae"]["deps"]
     assert stages["autoencoder-tiny_ldm"]["outs"] == ["results/tiny_ldm/autoencoder"]
@@ -61,6 +61,15 @@ def test_every_stage_runs_rules_that_exist_on_targets_under_its_experiment():
     scores = stages["score-tiny"]["cmd"]
     assert all(f"results/tiny/scores/{attack}.csv" in scores for attack in experiments["tiny"]["attacks"])
     assert stages["evaluate-tiny"]["metrics"] == [{"results/tiny/metrics.json": {"cache": False}}]
+
+
+def test_the_verdict_depends_on_every_experiments_metrics_and_on_the_reference_where_there_is_one(tmp_path):
+    tiny = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]["tiny"]
+    verdict = dvc_pipeline({"one": tiny}, PROJECT)["stages"]["verdict"]
+    assert {"results/one/metrics.json", "results/reference_metrics.json"} <= set(verdict["deps"])
+    assert verdict["outs"] == [{"results/reproduction.md": {"cache": False}}]
+    assert "results/elsewhere.json" not in dvc_pipeline({"one": tiny}, PROJECT, "results/elsewhere.json")["stages"][
+        "verdict"]["deps"]
 
 
 def test_the_summary_depends_on_every_experiments_metrics():

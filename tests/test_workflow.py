@@ -140,6 +140,22 @@ def test_model_of_the_wrong_family_fails_estimation_with_one_line(tiny_run, tmp_
     assert not output.exists()
 
 
+def test_the_run_ends_with_a_verdict_against_the_committed_reference_not_its_own_output(tiny_run):
+    verdict = (tiny_run / "results" / "reproduction.md").read_text()
+    # The tiny experiments have no reference: said plainly, not an error of the run.
+    assert "Verdict: NOT REPRODUCED: no reference for tiny, tiny_vae, tiny_ldm, audit" in verdict
+    # A reference made on purpose from this run; the next run is compared with it, and says so last.
+    subprocess.run([sys.executable, "scripts/verify_reproduction.py", "--config", "config/config.yaml",
+                    "--write-reference"], cwd=tiny_run, check=True, capture_output=True)
+    printed = run_snakemake(tiny_run, "--cores", "1").stdout
+    closing = [line for line in printed.splitlines() if line.startswith("Verdict:")]
+    assert closing == ["Verdict: REPRODUCED. Every figure of every attack is identical to the reference or within its "
+                       "tolerance."], printed[-3000:]
+    assert "| tiny | pfami_nns | " in printed and "| identical |" in printed
+    # A run of other targets does not print the old verdict again.
+    assert "Verdict:" not in run_snakemake(tiny_run, "--cores", "1", "results/summary.md").stdout
+
+
 def test_nothing_left_to_do_after_a_run(tiny_run):
     assert "Nothing to be done" in run_snakemake(tiny_run, "-n").stdout
 

@@ -15,17 +15,38 @@ import numpy as np
 from pfami.attacks.loss import calibrated_loss_attack_queries, loss_attack_queries
 from pfami.config import FAMILY_OF, pia_queries, secmi_queries
 
-ATTACKS = ("loss", "calibrated_loss", "pfami_met", "pfami_met_single", "pfami_nns",
+ATTACKS = ("loss", "calibrated_loss", "pfami_met", "pfami_met_single", "pfami_nns", "pfami_nns_resnet",
            "secmi_stat", "secmi_nns", "pia", "pian")
 DISPLAY_NAMES = {"loss": "Loss", "calibrated_loss": "Calibrated loss", "pfami_met": "PFAMI_Met",
                  "pfami_met_single": "PFAMI_Met (one strength)", "pfami_nns": "PFAMI_NNs",
+                 "pfami_nns_resnet": "PFAMI_NNs (authors' ResNet)",
                  "secmi_stat": "SecMI_stat", "secmi_nns": "SecMI_NNs", "pia": "PIA", "pian": "PIAN"}
 # The PFAMI attacks the summary compares with the best of BASELINES (the one-strength variant
 # is the authors' hand-picked column, so it is left out of that comparison).
 PFAMI_ATTACKS = ("pfami_met", "pfami_nns")
 BASELINES = ("loss", "calibrated_loss", "secmi_stat", "secmi_nns", "pia", "pian")
-# The attacks that train a torch classifier; the others need no torch.
-NN_ATTACKS = ("pfami_nns", "secmi_nns")
+# The attacks that train a classifier on the shadow records (``pfami.attacks.learned``); with the
+# authors' ResNet (``classifier: resnet``) they import torch, the others never do.
+NN_ATTACKS = ("pfami_nns", "pfami_nns_resnet", "secmi_nns")
+# Variants with a row of their own: (the attack whose code and seed they share, the settings they fix).
+# pfami_nns_resnet is PFAMI_NNs with the authors' classifier recipe, beside the default's row.
+VARIANTS = {"pfami_nns_resnet": ("pfami_nns", {"classifier": "resnet"})}
+
+
+def resolved(attack: str, settings: dict) -> tuple[str, dict]:
+    """(the attack whose code and classifier seed ``attack`` shares, its settings with a variant's fixed ones)."""
+    base, fixed = VARIANTS.get(attack, (attack, {}))
+    return base, {**settings, **fixed}
+
+
+def base_attack(attack: str) -> str:
+    return resolved(attack, {})[0]
+
+
+def uses_torch(attack: str, settings: dict) -> bool:
+    """Whether scoring ``attack`` with ``settings`` trains the authors' torch ResNet."""
+    base, settings = resolved(attack, settings)
+    return base in NN_ATTACKS and settings.get("classifier") == "resnet"
 
 
 def score_attack(attack: str, settings: dict, shadow: dict[str, np.ndarray], target: dict[str, np.ndarray],
@@ -43,16 +64,16 @@ def score_attack(attack: str, settings: dict, shadow: dict[str, np.ndarray], tar
     if attack in ("pfami_met", "pfami_met_single"):
         strength_index = settings.get("strength_index")
         return pfami_met_scores(shadow["fluctuation"], strength_index), pfami_met_scores(target["fluctuation"], strength_index)
+    attack, settings = resolved(attack, settings)
     if attack == "pfami_nns":
-        return pfami_nns_scores(shadow["fluctuation"], shadow["is_member"], target["fluctuation"],
-                                settings["epochs"], settings["learning_rate"], seed, settings.get("classifiers", 1))
+        return pfami_nns_scores(shadow["fluctuation"], shadow["is_member"], target["fluctuation"], settings, seed)
     if attack == "secmi_stat":
         return -shadow["secmi_errors"], -target["secmi_errors"]
     if attack == "secmi_nns":
-        from pfami.attacks.classifier import ensemble_scores  # torch: only the NN attacks pay for it
+        from pfami.attacks.learned import learned_scores
 
-        return ensemble_scores(shadow["secmi_error_images"], shadow["is_member"], target["secmi_error_images"],
-                               settings["epochs"], settings["learning_rate"], seed, settings.get("classifiers", 1))
+        return learned_scores(shadow["secmi_error_images"], shadow["is_member"], target["secmi_error_images"], settings,
+                              seed)
     if attack in ("pia", "pian"):
         return shadow[f"{attack}_scores"], target[f"{attack}_scores"]
     raise ValueError(f"attacks: unknown attack {attack!r}; choose from {list(ATTACKS)}")
@@ -75,4 +96,5 @@ def queries_per_record(attack: str, timestep_count: int, strength_count: int,
             "calibrated_loss": calibrated_loss_attack_queries(timestep_count),
             "pfami_met": {"target": full, "reference": full},
             "pfami_met_single": {"target": 2 * timestep_count, "reference": 2 * timestep_count},
-            "pfami_nns": {"target": full, "reference": full}}[attack]
+            "pfami_nns": {"target": full, "reference": full},
+            "pfami_nns_resnet": {"target": full, "reference": full}}[attack]

@@ -16,14 +16,12 @@ def pfami_met_scores(fluctuations: np.ndarray, strength_index: int | None = None
 
 
 def pfami_nns_scores(shadow_fluctuations: np.ndarray, shadow_is_member: np.ndarray,
-                     target_fluctuations: np.ndarray, epochs: int, learning_rate: float,
-                     seed: int, classifiers: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """PFAMI_NNs: a small ResNet on H as a 1 x M x N image, trained on the shadow model's records
-    (two-fold cross-fitting, see ``cross_fitted_scores``); with ``classifiers`` > 1, the mean score
-    of that many, each with its own seed (``ensemble_scores``).
+                     target_fluctuations: np.ndarray, settings: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """PFAMI_NNs: a classifier on H as a 1 x M x N image, trained on the shadow model's records; which
+    one is ``settings["classifier"]`` (``pfami.attacks.learned``: logistic regression by default, or the
+    authors' ResNet).
 
     Returns (out-of-fold shadow scores, target scores); the target's labels are never seen."""
-    from pfami.attacks.classifier import ensemble_scores  # torch, which PFAMI_Met does not need
+    from pfami.attacks.learned import learned_scores
 
-    return ensemble_scores(shadow_fluctuations[:, None], shadow_is_member, target_fluctuations[:, None], epochs,
-                           learning_rate, seed, classifiers)
+    return learned_scores(shadow_fluctuations[:, None], shadow_is_member, target_fluctuations[:, None], settings, seed)

@@ -186,7 +186,8 @@ rule ablate_memorisation:
         "--table {output.table} --figure {output.figure} > {log} 2>&1"
 
 
-# PFAMI_NNs retrained with other seeds on the main run's H: its training noise, which the
+# PFAMI_NNs retrained with other seeds on the main run's H, with the main run's classifier and the
+# authors' ResNet (where the experiment runs pfami_nns_resnet): the training noise that the
 # bootstrap intervals of metrics.json do not cover.
 rule ablate_classifier_seeds:
     input:
@@ -198,6 +199,7 @@ rule ablate_classifier_seeds:
     params:
         settings=lambda w: json.dumps(ablations_of(w)),
         nns=lambda w: json.dumps(experiment(w)["attacks"]["pfami_nns"]),
+        resnet=lambda w: json.dumps(experiment(w)["attacks"].get("pfami_nns_resnet")),
         seed=lambda w: experiment(w)["seed"],
     threads: 1
     conda:
@@ -209,4 +211,5 @@ rule ablate_classifier_seeds:
     shell:
         "python scripts/ablate.py classifier_seeds --experiment {wildcards.experiment} --settings {params.settings:q} "
         "--shadow-features {input.shadow} --features {input.target} --nns-settings {params.nns:q} "
+        "--resnet-settings {params.resnet:q} "
         "--seed {params.seed} --threads {threads} --table {output.table} --figure {output.figure} > {log} 2>&1"

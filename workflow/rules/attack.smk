@@ -18,8 +18,8 @@ rule estimate_losses:
         device=config["device"],
     threads: 1
     # Priorities put long jobs first, so that none is left running alone at the end: training
-    # (10, VAEs 9), the baselines (8: SecMI_NNs is minutes of classifier training that needs only
-    # the target and shadow models), this chain (6), then sample grids and reports (0).
+    # (10, VAEs 9), the baseline queries (8: they need only the target and shadow models), this
+    # chain (6), then sample grids and reports (0).
     priority: 6
     resources:
         mem_mb=3000,
@@ -68,7 +68,7 @@ rule score_attack:
     params:
         settings=lambda w: json.dumps(experiment(w)["attacks"][w.attack]),
         seed=lambda w: experiment(w)["seed"],
-    # The PFAMI chain (see estimate_losses); PFAMI_NNs is its last long job.
+    # The PFAMI chain (see estimate_losses); the authors' ResNet (pfami_nns_resnet) is its last long job.
     priority: 6
     conda:
         SOFTWARE_ENV
@@ -76,6 +76,8 @@ rule score_attack:
     retries: 0
     log:
         "results/{experiment}/logs/score_attack/{attack}.log",
+    benchmark:
+        "results/{experiment}/benchmarks/score_attack/{attack}.tsv"
     shell:
         "python scripts/score_attack.py --attack {wildcards.attack} --settings {params.settings:q} "
         "--shadow-features {input.shadow} --target-features {input.target} --seed {params.seed} "

@@ -24,8 +24,8 @@ rule estimate_baselines:
         batch_size=lambda w: experiment(w)["estimation"]["batch_size"],
         device=config["device"],
     threads: 1
-    # Ahead of the PFAMI chain (see estimate_losses): SecMI_NNs, the longest job after training,
-    # can start as soon as the target and shadow models exist.
+    # Ahead of the PFAMI chain (see estimate_losses): the queries can start as soon as the target and
+    # shadow models exist.
     priority: 8
     resources:
         mem_mb=3000,
@@ -61,6 +61,8 @@ rule score_baseline:
     retries: 0
     log:
         "results/{experiment}/logs/score_baseline/{attack}.log",
+    benchmark:
+        "results/{experiment}/benchmarks/score_baseline/{attack}.tsv"
     shell:
         "python scripts/score_attack.py --attack {wildcards.attack} --settings {params.settings:q} "
         "--shadow-features {input.shadow} --target-features {input.target} --seed {params.seed} "

@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -10,7 +11,7 @@ from snakemake.utils import validate
 from pfami.config import ConfigError, check_config, describe_experiment
 from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLES, with_given_folders
 from pfami.models import DIFFUSION_FAMILIES
-from pfami.versioning import FIGURES
+from pfami.versioning import FIGURES, VERDICT
 
 try:
     check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -20,6 +21,10 @@ except ConfigError as error:
 validate(config, "../schemas/config.schema.yaml")
 
 EXPERIMENTS = list(config["experiments"])
+# The committed results that the reproduction verdict compares a run with (rule verify_reproduction).
+REFERENCE_RESULTS = config["reference_results"]
+# When this Snakemake started: the verdict is printed at the end only if this run wrote it.
+STARTED = time.time()
 # Experiments whose models sample with the DDPM / DDIM / PNDM schedulers: their results block says so.
 DIFFUSION_EXPERIMENTS = [name for name in EXPERIMENTS if config["experiments"][name]["model"]["family"] in DIFFUSION_FAMILIES]
 # Jobs call `python`: make that the interpreter Snakemake runs under, so the rules work

@@ -52,3 +52,27 @@ rule make_summary:
         "python scripts/make_summary.py --metrics {input} --descriptions {params.descriptions:q} "
         "--sampling {params.sampling:q} "
         "--markdown {output.markdown} --csv {output.csv} > {log} 2>&1"
+
+
+# The run's metrics against the committed reference results (pfami/reproduction.py): it never
+# compares with a file this run writes. A local rule, so that on SLURM too it runs where Snakemake was
+# started, and the verdict is printed there at the end of the run (onsuccess, in the Snakefile).
+rule verify_reproduction:
+    input:
+        metrics=expand("results/{experiment}/metrics.json", experiment=EXPERIMENTS),
+        reference=[REFERENCE_RESULTS] if os.path.exists(REFERENCE_RESULTS) else [],
+    output:
+        VERDICT,
+    params:
+        settings=json.dumps({name: config["experiments"][name] for name in EXPERIMENTS}, sort_keys=True),
+        # The path even where there is no such file yet (the verdict then says so).
+        reference=lambda w: REFERENCE_RESULTS,
+    conda:
+        SOFTWARE_ENV
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
+    log:
+        "results/logs/verify_reproduction.log",
+    shell:
+        "python scripts/verify_reproduction.py --metrics {input.metrics} --settings {params.settings:q} "
+        "--reference {params.reference:q} --output {output} > {log} 2>&1"

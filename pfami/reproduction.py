@@ -1,0 +1,181 @@
+"""The reproduction verdict: a run's metrics against the committed reference results.
+
+The reference (``results/reference_metrics.json``, tracked by git) holds, per experiment, the
+settings it was made with and every attack's headline figures. The run never writes it: it is
+written only on purpose (``make reference``), so the verdict never compares a run with a file the
+run has just overwritten, in a fresh clone, under ``dvc exp run`` or anywhere else.
+
+Each figure is *identical* (the same float), *within tolerance*, or *different*. The tolerances are
+one record's worth of each figure, because a last-bit difference in the models' outputs (another
+CPU's kernels) can only reorder records whose scores are all but tied:
+
+- TPR at a fixed FPR: one member, 1 / members;
+- the FPR of the shadow-fitted threshold: one non-member, 1 / non-members;
+- ASR: one target record, 1 / (members + non-members); the shadow ASR: one shadow record;
+- AUC: 0.001, forty swapped member / non-member pairs out of 200 x 200 (a record that moves one place
+  in the ranking changes the AUC by 1 / (members x non-members), 2.5e-5 at the default); the
+  differences another CPU left in the metric attacks were below 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import date
+
+# The figures compared, as metrics.json names them.
+FIGURES = ("auc", "asr", "tpr_at_0.01_fpr", "tpr_at_0.001_fpr", "threshold_fpr", "shadow_asr")
+AUC_TOLERANCE = 0.001
+# Sections of an experiment that do not change its metrics: the ablations, the sample grids.
+IGNORED_SECTIONS = ("ablations", "sampling")
+IDENTICAL, WITHIN, DIFFERENT = "identical", "within tolerance", "different"
+
+
+def compared_settings(experiment: dict) -> dict:
+    """The settings of an experiment that its metrics depend on."""
+    return {key: value for key, value in experiment.items() if key not in IGNORED_SECTIONS}
+
+
+def tolerances(records: dict) -> dict[str, float]:
+    """One record's worth of each figure (see the module docstring); ``records``: metrics.json's."""
+    members, non_members = records["target_members"], records["target_non_members"]
+    shadow = records["shadow_members"] + records["shadow_non_members"]
+    return {"auc": AUC_TOLERANCE, "asr": 1 / (members + non_members), "tpr_at_0.01_fpr": 1 / members,
+            "tpr_at_0.001_fpr": 1 / members, "threshold_fpr": 1 / non_members, "shadow_asr": 1 / shadow}
+
+
+def reference_entry(metrics: dict, settings: dict) -> dict:
+    """What the reference keeps of one experiment's metrics.json."""
+    return {"settings": compared_settings(settings), "records": metrics["records"],
+            "attacks": {attack: {figure: result[figure] for figure in FIGURES}
+                        for attack, result in metrics["attacks"].items()}}
+
+
+def reference_document(metrics_by_experiment: dict[str, dict], settings_by_experiment: dict[str, dict],
+                       machine: str | None = None) -> dict:
+    return {"made": {"date": date.today().isoformat(), "machine": machine or cpu_name()},
+            "experiments": {name: reference_entry(metrics, settings_by_experiment[name])
+                            for name, metrics in metrics_by_experiment.items()}}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def changed_keys(reference: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two settings sections."""
+    if not isinstance(reference, dict) or not isinstance(current, dict):
+        return [prefix.rstrip(".")] if reference != current else []
+    keys = []
+    for key in sorted(set(reference) | set(current), key=str):
+        keys += changed_keys(reference.get(key), current.get(key), f"{prefix}{key}.")
+    return keys
+
+
+def compare_attack(reference: dict, current: dict, tolerance: dict[str, float]) -> dict:
+    """The status of one attack (its worst figure's) and the largest difference, relative to its tolerance."""
+    statuses, worst = [], None
+    for figure in FIGURES:
+        difference = current[figure] - reference[figure]
+        if difference == 0:
+            continue
+        # The relative slack absorbs the rounding of 1 / n itself.
+        statuses.append(WITHIN if abs(difference) <= tolerance[figure] * (1 + 1e-9) else DIFFERENT)
+        ratio = abs(difference) / tolerance[figure]
+        if worst is None or ratio > worst["ratio"]:
+            worst = {"figure": figure, "reference": reference[figure], "current": current[figure],
+                     "tolerance": tolerance[figure], "ratio": ratio}
+    status = DIFFERENT if DIFFERENT in statuses else WITHIN if statuses else IDENTICAL
+    return {"status": status, "largest": worst}
+
+
+def verdict(metrics_by_experiment: dict[str, dict], settings_by_experiment: dict[str, dict], reference: dict | None
+            ) -> dict:
+    """Rows (experiment, attack, AUC now and in the reference, status, largest difference), the
+    experiments whose settings differ from the reference's (with the keys), those without a
+    reference, and whether the run reproduced the reference."""
+    experiments = (reference or {}).get("experiments", {})
+    rows, changed, missing = [], {}, []
+    for name, metrics in metrics_by_experiment.items():
+        if name not in experiments:
+            missing.append(name)
+            continue
+        entry = experiments[name]
+        keys = changed_keys(entry["settings"], compared_settings(settings_by_experiment[name]))
+        if keys:
+            changed[name] = keys
+        tolerance = tolerances(metrics["records"])
+        for attack, result in metrics["attacks"].items():
+            if attack not in entry["attacks"]:
+                rows.append({"experiment": name, "attack": attack, "auc": result["auc"], "reference_auc": None,
+                             "status": "no reference", "largest": None})
+                continue
+            comparison = compare_attack(entry["attacks"][attack], result, tolerance)
+            rows.append({"experiment": name, "attack": attack, "auc": result["auc"],
+                         "reference_auc": entry["attacks"][attack]["auc"], **comparison})
+        for attack in entry["attacks"]:
+            if attack not in metrics["attacks"]:
+                rows.append({"experiment": name, "attack": attack, "auc": None,
+                             "reference_auc": entry["attacks"][attack]["auc"], "status": "not run", "largest": None})
+    reproduced = bool(rows) and not missing and not changed and all(row["status"] in (IDENTICAL, WITHIN)
+                                                                    for row in rows)
+    return {"rows": rows, "changed_settings": changed, "no_reference": missing, "reproduced": reproduced,
+            "made": (reference or {}).get("made", {})}
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def closing_line(result: dict) -> str:
+    if result["reproduced"]:
+        return "Verdict: REPRODUCED. Every figure of every attack is identical to the reference or within its tolerance."
+    reasons = []
+    if result["no_reference"]:
+        reasons.append(f"no reference for {', '.join(result['no_reference'])} (write one with `make reference`)")
+    for name, keys in result["changed_settings"].items():
+        shown = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+        reasons.append(f"{name} was run with other settings than the reference ({shown})")
+    different = [f"{row['experiment']} {row['attack']}" for row in result["rows"]
+                 if row["status"] not in (IDENTICAL, WITHIN)]
+    if different:
+        reasons.append(f"{len(different)} attack(s) differ beyond tolerance: {', '.join(different)}")
+    return "Verdict: NOT REPRODUCED: " + "; ".join(reasons) + "."
+
+
+def verdict_markdown(result: dict, reference_path: str) -> str:
+    made = result["made"]
+    source = f"`{reference_path}`" + (f", made {made['date']} on {made['machine']}" if made else "")
+    lines = ["# Reproduction check", "",
+             f"This run's metrics against the committed reference ({source}). A figure is identical, within "
+             "tolerance (one record's worth: 1/members for TPR, 1/non-members for the threshold's FPR, 1/records "
+             f"for ASR, {AUC_TOLERANCE} for AUC; see `pfami/reproduction.py`), or different. Each attack shows its "
+             "largest difference relative to its tolerance.", ""]
+    if result["rows"]:
+        lines += ["| Experiment | Attack | AUC | Reference AUC | Status | Largest difference |", "|---|---|---|---|---|---|"]
+        for row in result["rows"]:
+            largest = row["largest"]
+            difference = "-" if largest is None else (
+                f"{largest['figure']} {largest['current']:.4g} vs {largest['reference']:.4g} "
+                f"(tolerance {largest['tolerance']:.3g})")
+            lines.append(f"| {row['experiment']} | {row['attack']} | {_number(row['auc'])} | "
+                         f"{_number(row['reference_auc'])} | {row['status']} | {difference} |")
+        lines.append("")
+    lines += [closing_line(result), ""]
+    return "\n".join(lines)
+
+
+def load_reference(path: str) -> dict | None:
+    """The reference document, or None where there is none."""
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None

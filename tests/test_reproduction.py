@@ -1,0 +1,87 @@
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pfami.reproduction import (AUC_TOLERANCE, DIFFERENT, IDENTICAL, WITHIN, closing_line, reference_document,
+                                tolerances, verdict, verdict_markdown)
+
+PROJECT_SCRIPT = "scripts/verify_reproduction.py"
+
+
+def _metrics(experiment="exp", **auc_by_attack):
+    records = {"target_members": 200, "target_non_members": 200, "shadow_members": 200, "shadow_non_members": 200}
+    attacks = {attack: {"auc": auc, "asr": 0.7, "tpr_at_0.01_fpr": 0.1, "tpr_at_0.001_fpr": 0.05,
+                        "threshold_fpr": 0.2, "shadow_asr": 0.75, "threshold": 1.5, "ci95": {}}
+               for attack, auc in auc_by_attack.items()}
+    return {"experiment": experiment, "records": records, "attacks": attacks}
+
+
+SETTINGS = {"exp": {"seed": 1, "training": {"steps": 960}, "ablations": {"classifier_seeds": 5}}}
+
+
+def _reference(metrics):
+    return reference_document({metrics["experiment"]: metrics}, SETTINGS, machine="test CPU")
+
+
+def test_tolerances_are_one_record_of_each_figure():
+    records = {"target_members": 100, "target_non_members": 400, "shadow_members": 50, "shadow_non_members": 50}
+    assert tolerances(records) == {"auc": AUC_TOLERANCE, "asr": 1 / 500, "tpr_at_0.01_fpr": 1 / 100,
+                                   "tpr_at_0.001_fpr": 1 / 100, "threshold_fpr": 1 / 400, "shadow_asr": 1 / 100}
+
+
+def test_identical_within_tolerance_and_different_are_told_apart():
+    reference = _reference(_metrics(loss=0.765, pfami_met=0.874, pfami_nns=0.88))
+    run = _metrics(loss=0.765, pfami_met=0.874 + 0.0004, pfami_nns=0.88)
+    run["attacks"]["pfami_nns"]["threshold_fpr"] = 0.2 + 3 / 200  # three non-members more above the threshold
+    result = verdict({"exp": run}, SETTINGS, reference)
+    status = {row["attack"]: row["status"] for row in result["rows"]}
+    assert status == {"loss": IDENTICAL, "pfami_met": WITHIN, "pfami_nns": DIFFERENT}
+    largest = next(row["largest"] for row in result["rows"] if row["attack"] == "pfami_nns")
+    assert largest["figure"] == "threshold_fpr" and largest["tolerance"] == pytest.approx(1 / 200)
+    assert not result["reproduced"]
+    assert closing_line(result) == ("Verdict: NOT REPRODUCED: 1 attack(s) differ beyond tolerance: exp pfami_nns.")
+
+
+def test_one_record_of_difference_is_within_tolerance_and_the_run_is_reproduced():
+    reference = _reference(_metrics(loss=0.765))
+    run = _metrics(loss=0.765)
+    run["attacks"]["loss"]["tpr_at_0.01_fpr"] += 1 / 200
+    run["attacks"]["loss"]["asr"] -= 1 / 400
+    result = verdict({"exp": run}, SETTINGS, reference)
+    assert [row["status"] for row in result["rows"]] == [WITHIN]
+    assert result["reproduced"]
+    assert closing_line(result).startswith("Verdict: REPRODUCED.")
+
+
+def test_other_settings_no_reference_and_missing_attacks_are_said_plainly():
+    reference = _reference(_metrics(loss=0.765, pfami_met=0.874))
+    changed = copy.deepcopy(SETTINGS)
+    changed["exp"]["training"]["steps"] = 100
+    changed["exp"]["ablations"]["classifier_seeds"] = 3  # ablations do not change the metrics: not reported
+    result = verdict({"exp": _metrics(loss=0.765, pia=0.4)}, changed, reference)
+    assert result["changed_settings"] == {"exp": ["training.steps"]}
+    assert {row["attack"]: row["status"] for row in result["rows"]} == {"loss": IDENTICAL, "pia": "no reference",
+                                                                         "pfami_met": "not run"}
+    assert "exp was run with other settings than the reference (training.steps)" in closing_line(result)
+    assert not result["reproduced"]
+    nothing = verdict({"exp": _metrics(loss=0.765)}, SETTINGS, None)
+    assert nothing["no_reference"] == ["exp"] and not nothing["reproduced"]
+    assert "no reference for exp" in closing_line(nothing)
+    text = verdict_markdown(result, "results/reference_metrics.json")
+    assert "made " in text and "test CPU" in text and text.rstrip().endswith(".")
+
+
+def test_the_script_writes_the_reference_then_compares_with_it(tmp_path):
+    metrics_file = tmp_path / "metrics.json"
+    metrics_file.write_text(json.dumps(_metrics(loss=0.765)))
+    reference, output = tmp_path / "reference.json", tmp_path / "reproduction.md"
+    common = [sys.executable, PROJECT_SCRIPT, "--metrics", str(metrics_file), "--settings", json.dumps(SETTINGS),
+              "--reference", str(reference)]
+    subprocess.run([*common, "--write-reference"], check=True, capture_output=True)
+    printed = subprocess.run([*common, "--output", str(output)], check=True, capture_output=True, text=True).stdout
+    assert printed.strip() == output.read_text().strip()
+    assert "| exp | loss | 0.7650 | 0.7650 | identical | - |" in printed
+    assert printed.strip().splitlines()[-1].startswith("Verdict: REPRODUCED.")
