@@ -12,7 +12,7 @@ from pfami.attacks import ATTACKS
 from pfami.config import FAMILIES, FAMILY_OF
 import yaml
 
-from tests.conftest import PROJECT, copy_project, run_snakemake
+from tests.conftest import IMAGE_FOLDER_EXPERIMENT, IMAGE_FOLDER_RECORDS, PROJECT, copy_project, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -123,6 +123,27 @@ def test_ldm_experiment_shares_one_autoencoder_and_trains_a_latent_unet_per_role
     assert all(0 <= result["auc"] <= 1 for result in metrics["attacks"].values())
     summary = (tiny_run / "results" / "summary.md").read_text()
     assert "## tiny_ldm" in summary and "LDM (shared 4x8 AutoencoderKL to a 2 x 8 x 8 latent" in summary
+
+
+def test_an_image_folder_experiment_runs_every_attack_the_baselines_included(tiny_run):
+    """The tiny run's experiment on a folder of PNGs (``tests.conftest.image_folder_experiment``), held as
+    the uint8 cache: every step opens it as the split did, so the split file's fingerprint matches in
+    each (SecMI and PIA once fingerprinted a float32 copy and refused every source but the digits)."""
+    results = tiny_run / "results" / IMAGE_FOLDER_EXPERIMENT
+    splits = json.loads((results / "splits.json").read_text())
+    assert splits["record_count"] == IMAGE_FOLDER_RECORDS
+    assert len(list((tiny_run / "results" / "cache").glob("image_folder-16px-3ch-*.npy"))) == 1
+    for family in FAMILIES:
+        for records in ("target", "shadow"):
+            with np.load(results / "baselines" / f"{family}-{records}-on-{records}.npz") as queries:
+                assert queries["record_ids"].tolist() == splits["splits"][f"{records}_members"] + \
+                    splits["splits"][f"{records}_holdout"]
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert set(metrics["attacks"]) == set(ATTACKS)
+    for attack, result in metrics["attacks"].items():
+        assert len((results / "scores" / f"{attack}.csv").read_text().splitlines()) == 1 + 48
+        assert 0 <= result["auc"] <= 1
+    assert f"## {IMAGE_FOLDER_EXPERIMENT}" in (tiny_run / "results" / "summary.md").read_text()
 
 
 def test_model_of_the_wrong_family_fails_estimation_with_one_line(tiny_run, tmp_path):

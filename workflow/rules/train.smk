@@ -44,7 +44,7 @@ rule train_autoencoder:
     output:
         directory("results/{experiment}/autoencoder"),
     params:
-        data=section("data"),
+        data=data_section,
         autoencoder=lambda w: json.dumps(experiment(w)["model"]["autoencoder"]),
         seed=lambda w: experiment(w)["seed"],
         device=config["device"],
