@@ -203,6 +203,11 @@ def test_lint_has_nothing_to_say():
     (("members: 24,", "members: many,"), "config error: experiments.tiny.splits.members: 'many' is not of type"),
     (("mechanism: crop", "mechanism: hue"), "config error: experiments.tiny.perturbation.mechanism: 'hue' needs RGB"),
     (("strength_index: 1", "strength_index: 9"), "config error: experiments.tiny.attacks.pfami_met_single.strength_index"),
+    # NaN and infinity get past the schema's bounds (comparisons with NaN are false): refused up front.
+    (("strengths: [0.9, 0.8, 0.7]", "strengths: [0.9, .nan, 0.7]"),
+     "config error: experiments.tiny.perturbation.strengths.1: NaN is not a number; give a finite value"),
+    (("learning_rate: 0.001, warmup", "learning_rate: .inf, warmup"),
+     "config error: experiments.tiny.training.learning_rate: infinity is not a finite number; give a finite value"),
 ])
 def test_bad_config_fails_before_anything_runs_with_one_line(tmp_path, edit, message):
     workdir = copy_project(tmp_path / "bad")
