@@ -365,8 +365,9 @@ def open_images(data_config: dict, cache_dir: str | Path = DEFAULT_CACHE_DIR) ->
     if not given_folders:
         return images
     appended = {}
-    for key, folder in given_folders.items():
-        pixels = image_folder_pixels(folder, data_config["image_size"], data_config["channels"],
+    # In GIVEN_FOLDER_KEYS' order, not the mapping's: the record indices must not depend on key order.
+    for key in [key for key in GIVEN_FOLDER_KEYS if key in given_folders]:
+        pixels = image_folder_pixels(given_folders[key], data_config["image_size"], data_config["channels"],
                                      data_config.get("resize", True), key=f"splits.{key}")
         appended[GIVEN_FOLDER_KEYS[key]] = pixels if images.dtype == np.uint8 else to_model_range(pixels)
     return AppendedImages(images, appended)

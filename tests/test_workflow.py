@@ -165,6 +165,27 @@ def test_nothing_left_to_do_after_a_run(tiny_run):
     assert "Nothing to be done" in run_snakemake(tiny_run, "-n").stdout
 
 
+def _keys_reversed(value):
+    """``value`` with the keys of every mapping in it, at every depth, in reverse order (lists keep theirs)."""
+    if isinstance(value, dict):
+        return {key: _keys_reversed(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [_keys_reversed(item) for item in value]
+    return value
+
+
+def test_the_same_config_with_its_keys_in_another_order_plans_nothing(tiny_run, tmp_path):
+    # Every rule's params are the config's values, not its text: key order in the YAML changes nothing.
+    config = yaml.safe_load((tiny_run / "config" / "config.yaml").read_text())
+    reordered = tmp_path / "reordered.yaml"
+    reordered.write_text(yaml.safe_dump(_keys_reversed(config), sort_keys=False))
+    assert yaml.safe_load(reordered.read_text()) == config
+    assert list(yaml.safe_load(reordered.read_text())["experiments"]["tiny"]) != list(config["experiments"]["tiny"])
+    result = run_snakemake(tiny_run, "-n", "--configfile", str(reordered), "--replace-workflow-config", "all",
+                           "ablations")
+    assert "Nothing to be done" in result.stdout, result.stdout[-3000:]
+
+
 def test_html_report_holds_the_figures(tiny_run):
     run_snakemake(tiny_run, "--report", "report.html")
     report = (tiny_run / "report.html").read_text(errors="replace")

@@ -45,7 +45,7 @@ rule train_autoencoder:
         directory("results/{experiment}/autoencoder"),
     params:
         data=data_section,
-        autoencoder=lambda w: json.dumps(experiment(w)["model"]["autoencoder"]),
+        autoencoder=lambda w: as_json(experiment(w)["model"]["autoencoder"]),
         seed=lambda w: experiment(w)["seed"],
         device=config["device"],
         # Outside the output folder: Snakemake clears outputs before a rerun, the state must survive.
