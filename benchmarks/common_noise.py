@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from pfami.attacks.pfami import pfami_met_scores
-from pfami.data import load_dataset, load_splits, records_of
+from pfami.data import open_split_data, records_of
 from pfami.fluctuation import calibrated_fluctuation
 from pfami.likelihood import diffusion_losses, unet_noise_predictor
 from pfami.metrics import roc_summary
@@ -47,8 +47,8 @@ def main() -> None:
 
     experiment = yaml.safe_load((PROJECT / "config" / "config.yaml").read_text())["experiments"]["digits_ddpm"]
     estimation, perturbation = experiment["estimation"], experiment["perturbation"]
-    images = load_dataset(experiment["data"])
-    record_ids, records, is_member = records_of(images, load_splits(args.splits_file, images), "target", args.per_part)
+    images, splits = open_split_data(experiment["data"], args.splits_file)
+    record_ids, records, is_member = records_of(images, splits, "target", args.per_part)
     models = {name: load_ddpm(folder, torch.device("cpu"))
               for name, folder in (("target", args.target_model), ("reference", args.reference_model))}
 

@@ -7,6 +7,7 @@ SLURM and per DVC stage), so it must load in a fraction of a second.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import jsonschema
@@ -235,8 +236,26 @@ def check_experiment(name: str, experiment: dict) -> None:
         raise ConfigError(str(error)) from None
 
 
+def check_finite(value, key: str = "") -> None:
+    """Refuse NaN and infinity anywhere in ``value`` (every mapping and list walked, in order): the JSON
+    schema's bounds cannot catch them (every comparison with NaN is false; most keys have no maximum).
+    ``ConfigError`` naming the dotted key, a list element by its index (``perturbation.strengths.1``)."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            check_finite(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_finite(item, f"{key}.{index}" if key else str(index))
+    elif isinstance(value, float) and not math.isfinite(value):
+        sign = "-" if value < 0 else ""
+        what = "NaN is not a number" if math.isnan(value) else f"{sign}infinity is not a finite number"
+        raise ConfigError(f"{key or '(top level)'}: {what}; give a finite value")
+
+
 def check_config(config: dict, schema_path: str | Path) -> None:
-    """Validate against the JSON schema, then the cross-key rules; one-line ``ConfigError`` on failure."""
+    """Refuse NaN and infinity, validate against the JSON schema, then the cross-key rules; one-line
+    ``ConfigError`` on failure."""
+    check_finite(config)
     schema = yaml.safe_load(Path(schema_path).read_text())
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:

@@ -365,26 +365,31 @@ def open_images(data_config: dict, cache_dir: str | Path = DEFAULT_CACHE_DIR) ->
     if not given_folders:
         return images
     appended = {}
-    for key, folder in given_folders.items():
-        pixels = image_folder_pixels(folder, data_config["image_size"], data_config["channels"],
+    # In GIVEN_FOLDER_KEYS' order, not the mapping's: the record indices must not depend on key order.
+    for key in [key for key in GIVEN_FOLDER_KEYS if key in given_folders]:
+        pixels = image_folder_pixels(given_folders[key], data_config["image_size"], data_config["channels"],
                                      data_config.get("resize", True), key=f"splits.{key}")
         appended[GIVEN_FOLDER_KEYS[key]] = pixels if images.dtype == np.uint8 else to_model_range(pixels)
     return AppendedImages(images, appended)
 
 
 def load_dataset(data_config: dict, cache_dir: str | Path = DEFAULT_CACHE_DIR) -> np.ndarray:
-    """All the images an experiment's ``data`` config names, as float32 [R, C, S, S] in [-1, 1]."""
+    """All the images an experiment's ``data`` config names, as float32 [R, C, S, S] in [-1, 1]. Not
+    for checking a split file (its fingerprint is of ``open_images``' array): use ``open_split_data``."""
     return to_model_range(open_images(data_config, cache_dir))
 
 
 def fingerprint(images: np.ndarray) -> str:
     """SHA-256 over the shape and the bytes of the preprocessed images, read in chunks so that a
-    memory-mapped cache is never loaded whole."""
+    memory-mapped cache is never loaded whole. Give it the images as ``open_images`` returns them
+    (uint8 for every file-based source): a float32 copy has other bytes. The steps after the split
+    get them from ``open_split_data``, which checks the split file with this same array."""
     digest = hashlib.sha256(str(images.shape).encode())
     rows = max(1, FINGERPRINT_CHUNK_BYTES // max(1, images[:1].nbytes))
     for start in range(0, len(images), rows):
         digest.update(np.ascontiguousarray(images[start : start + rows]).tobytes())
     return digest.hexdigest()
+
 
 def read_index_file(path: str | Path) -> list[int]:
     """Record indices (into the data set, in path order for an image folder) from a JSON list or a
@@ -488,6 +493,15 @@ def load_splits(path: str | Path, images: np.ndarray) -> dict[str, list[int]]:
             "delete it and rerun split_dataset"
         )
     return content["splits"]
+
+
+def open_split_data(data_config: dict, splits_file: str | Path,
+                    cache_dir: str | Path = DEFAULT_CACHE_DIR) -> tuple[np.ndarray | AppendedImages, dict[str, list[int]]]:
+    """The one way a step after ``split_dataset`` opens its data: (the images as ``open_images`` gives
+    them, the split sets), the split file checked against the fingerprint of that same array, the one
+    ``split_dataset`` recorded. Convert the records a step needs with ``records_of`` / ``to_model_range``."""
+    images = open_images(data_config, cache_dir)
+    return images, load_splits(splits_file, images)
 
 
 def records_outside_splits(splits: dict[str, list[int]], record_count: int, count: int, seed: int) -> np.ndarray:

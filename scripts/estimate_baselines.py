@@ -9,7 +9,7 @@ import torch
 
 from pfami.attacks.baseline_queries import FAMILIES, query_family
 from pfami.cli import json_value, run
-from pfami.data import ATTACKED_ROLES, load_dataset, load_splits, records_of
+from pfami.data import ATTACKED_ROLES, DEFAULT_CACHE_DIR, open_split_data, records_of
 from pfami.io import save_arrays
 from pfami.likelihood import resolve_device, unet_noise_predictor
 from pfami.models import folder_family
@@ -19,8 +19,7 @@ from pfami.models.ddpm import load_ddpm
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    images = load_dataset(args.data)
-    splits = load_splits(args.splits_file, images)
+    images, splits = open_split_data(args.data, args.splits_file, args.cache_dir)
     # Every model is checked before the first query: a bad one fails the job before any file is written.
     for role, model_dir, _ in args.model:
         if role not in ATTACKED_ROLES:
@@ -52,6 +51,7 @@ parser.add_argument("--model", nargs=3, action="append", required=True, metavar=
 parser.add_argument("--batch-size", type=int, required=True, help="records per forward pass")
 parser.add_argument("--device", default="auto")
 parser.add_argument("--threads", type=int, default=1)
+parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="where preprocessed images are cached")
 
 if __name__ == "__main__":
     run(main, parser)

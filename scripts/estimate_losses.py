@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from pfami.cli import json_value, run
-from pfami.data import DEFAULT_CACHE_DIR, load_splits, open_images, records_of
+from pfami.data import DEFAULT_CACHE_DIR, open_split_data, records_of
 from pfami.io import save_arrays
 from pfami.likelihood import model_losses, resolve_device
 from pfami.models import FAMILIES, folder_family
@@ -18,9 +18,8 @@ from pfami.models import FAMILIES, folder_family
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    images = open_images(args.data, args.cache_dir)
-    record_ids, records, is_member = records_of(images, load_splits(args.splits_file, images), args.records,
-                                                args.attacked_per_part)
+    images, splits = open_split_data(args.data, args.splits_file, args.cache_dir)
+    record_ids, records, is_member = records_of(images, splits, args.records, args.attacked_per_part)
     # Every folder is checked before the first estimation: a bad one fails the job in seconds, not minutes.
     families = [folder_family(model_dir, args.family) for _, model_dir, _ in args.model]
     for (model_name, model_dir, output), family in zip(args.model, families):

@@ -5,7 +5,7 @@ import argparse
 import torch
 
 from pfami.cli import json_value, run
-from pfami.data import DEFAULT_CACHE_DIR, load_splits, open_images, records_outside_splits, to_model_range
+from pfami.data import DEFAULT_CACHE_DIR, open_split_data, records_outside_splits, to_model_range
 from pfami.likelihood import resolve_device
 from pfami.models.ldm import train_autoencoder
 from pfami.seeding import derived_seed
@@ -13,8 +13,7 @@ from pfami.seeding import derived_seed
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    images = open_images(args.data, args.cache_dir)
-    splits = load_splits(args.splits_file, images)
+    images, splits = open_split_data(args.data, args.splits_file, args.cache_dir)
     seed = derived_seed(args.seed, "train", "autoencoder")
     chosen = records_outside_splits(splits, len(images), args.autoencoder["training_records"], seed)
     curve = train_autoencoder(to_model_range(images, chosen), args.autoencoder, seed, args.output, args.state,

@@ -5,7 +5,7 @@ import argparse
 import torch
 
 from pfami.cli import json_value, run
-from pfami.data import DEFAULT_CACHE_DIR, load_splits, open_images, to_model_range
+from pfami.data import DEFAULT_CACHE_DIR, open_split_data, to_model_range
 from pfami.io import atomic_directory
 from pfami.likelihood import resolve_device
 from pfami.models import train_model
@@ -14,7 +14,7 @@ from pfami.seeding import derived_seed
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    images = open_images(args.data, args.cache_dir)
+    images, splits = open_split_data(args.data, args.splits_file, args.cache_dir)
     if args.role == "target" and args.model.get("pretrained"):
         # An audit of a model trained elsewhere: take it as it is; only shadow and reference are trained.
         # (diffusers is imported only where it is needed: it costs seconds per job, a VAE needs none of it.)
@@ -22,7 +22,7 @@ def main(args: argparse.Namespace) -> None:
         adopt_pretrained_ddpm(args.model["pretrained"], args.output, images.shape[-1], images.shape[1])
         print(f"adopted the target model {args.model['pretrained']} (trained elsewhere)")
         return
-    members = to_model_range(images, load_splits(args.splits_file, images)[f"{args.role}_members"])
+    members = to_model_range(images, splits[f"{args.role}_members"])
     seed = derived_seed(args.seed, "train", args.role)
     if args.snapshot_steps:
         # The same seed as the role's model, so the snapshots lie on that model's training trajectory.

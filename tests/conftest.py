@@ -131,6 +131,24 @@ def audit_experiment(inputs: Path) -> dict:
     return audit
 
 
+# An experiment of the tiny run whose records come from a folder of PNGs (the uint8 cache of every
+# file-based source, not the digits' float32 array), with every attack, SecMI and PIA included.
+IMAGE_FOLDER_EXPERIMENT = "tiny_images"
+IMAGE_FOLDER_INPUTS = "image_folder"
+IMAGE_FOLDER_RECORDS = 80
+
+
+def image_folder_experiment(folder: Path) -> dict:
+    """The tiny experiment on ``IMAGE_FOLDER_RECORDS`` random RGB PNGs of a few sizes written to ``folder``
+    (centre-cropped and resized to 16 px): 12 members + 12 hold-outs per role, no ablations."""
+    write_random_images(folder, [(16 + index % 5, 16 + index % 3) for index in range(IMAGE_FOLDER_RECORDS)])
+    experiment = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]["tiny"]
+    experiment["data"] = {"source": "image_folder", "path": str(folder), "image_size": 16, "channels": 3}
+    experiment["splits"] = {"members": 12, "holdout": 12, "attacked_per_part": None}
+    del experiment["ablations"]
+    return experiment
+
+
 class BackgroundRun:
     """A command started now in its own process group, its output in ``log``."""
 
@@ -173,11 +191,12 @@ def stages_run(dvc_output: str) -> set[str]:
 
 
 def start_tiny_run(workdir: Path) -> BackgroundRun:
-    """The whole tiny DAG and its ablations, with an audit of a given model beside the tiny config's
-    experiments (one Snakemake run packs both cores better than several)."""
+    """The whole tiny DAG and its ablations, with an audit of a given model and an experiment on an
+    image folder beside the tiny config's experiments (one Snakemake run packs both cores better than several)."""
     copy_project(workdir)
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["experiments"]["audit"] = audit_experiment(workdir / AUDIT_INPUTS)
+    config["experiments"][IMAGE_FOLDER_EXPERIMENT] = image_folder_experiment(workdir / IMAGE_FOLDER_INPUTS)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return BackgroundRun([*SNAKEMAKE, "--cores", "2", "all", "ablations"], workdir, workdir.parent / "tiny_run.log")
 

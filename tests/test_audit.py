@@ -56,6 +56,18 @@ def test_appended_images_index_like_one_array_without_copying_the_data():
     assert fingerprint(images) == fingerprint(whole) and np.array_equal(to_model_range(images), to_model_range(whole))
 
 
+def test_given_folders_are_appended_in_one_order_whatever_the_order_of_their_keys(tmp_path):
+    # The rules pass the data section as JSON with sorted keys: the records' indices must not follow them.
+    write_random_images(tmp_path / "members", [(16, 16)] * 2, "L")
+    write_random_images(tmp_path / "holdout", [(16, 16)] * 3, "L")
+    folders = {"target_members_folder": str(tmp_path / "members"), "target_holdout_folder": str(tmp_path / "holdout")}
+    data = {"source": "digits", "image_size": 16, "channels": 1}
+    opened = [open_images({**data, "given_folders": dict(order)}) for order in (folders.items(), reversed(folders.items()))]
+    assert opened[0].appended_sets == opened[1].appended_sets == {"target_members": [1797, 1798],
+                                                                  "target_holdout": [1799, 1800, 1801]}
+    assert fingerprint(opened[0]) == fingerprint(opened[1])
+
+
 def test_image_folders_become_the_given_target_sets_after_the_data(tmp_path):
     write_random_images(tmp_path / "members", [(20, 30), (16, 16), (24, 20)], "RGB")  # resized, made grey
     splits = {"members": 5, "holdout": 5, "target_members_folder": str(tmp_path / "members"),

@@ -12,7 +12,7 @@ from pfami.attacks import ATTACKS
 from pfami.config import FAMILIES, FAMILY_OF
 import yaml
 
-from tests.conftest import PROJECT, copy_project, run_snakemake
+from tests.conftest import IMAGE_FOLDER_EXPERIMENT, IMAGE_FOLDER_RECORDS, PROJECT, copy_project, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -125,6 +125,27 @@ def test_ldm_experiment_shares_one_autoencoder_and_trains_a_latent_unet_per_role
     assert "## tiny_ldm" in summary and "LDM (shared 4x8 AutoencoderKL to a 2 x 8 x 8 latent" in summary
 
 
+def test_an_image_folder_experiment_runs_every_attack_the_baselines_included(tiny_run):
+    """The tiny run's experiment on a folder of PNGs (``tests.conftest.image_folder_experiment``), held as
+    the uint8 cache: every step opens it as the split did, so the split file's fingerprint matches in
+    each (SecMI and PIA once fingerprinted a float32 copy and refused every source but the digits)."""
+    results = tiny_run / "results" / IMAGE_FOLDER_EXPERIMENT
+    splits = json.loads((results / "splits.json").read_text())
+    assert splits["record_count"] == IMAGE_FOLDER_RECORDS
+    assert len(list((tiny_run / "results" / "cache").glob("image_folder-16px-3ch-*.npy"))) == 1
+    for family in FAMILIES:
+        for records in ("target", "shadow"):
+            with np.load(results / "baselines" / f"{family}-{records}-on-{records}.npz") as queries:
+                assert queries["record_ids"].tolist() == splits["splits"][f"{records}_members"] + \
+                    splits["splits"][f"{records}_holdout"]
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert set(metrics["attacks"]) == set(ATTACKS)
+    for attack, result in metrics["attacks"].items():
+        assert len((results / "scores" / f"{attack}.csv").read_text().splitlines()) == 1 + 48
+        assert 0 <= result["auc"] <= 1
+    assert f"## {IMAGE_FOLDER_EXPERIMENT}" in (tiny_run / "results" / "summary.md").read_text()
+
+
 def test_model_of_the_wrong_family_fails_estimation_with_one_line(tiny_run, tmp_path):
     output = tmp_path / "losses.npz"
     result = subprocess.run([sys.executable, str(PROJECT / "scripts" / "estimate_losses.py"),
@@ -158,6 +179,27 @@ def test_the_run_ends_with_a_verdict_against_the_committed_reference_not_its_own
 
 def test_nothing_left_to_do_after_a_run(tiny_run):
     assert "Nothing to be done" in run_snakemake(tiny_run, "-n").stdout
+
+
+def _keys_reversed(value):
+    """``value`` with the keys of every mapping in it, at every depth, in reverse order (lists keep theirs)."""
+    if isinstance(value, dict):
+        return {key: _keys_reversed(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [_keys_reversed(item) for item in value]
+    return value
+
+
+def test_the_same_config_with_its_keys_in_another_order_plans_nothing(tiny_run, tmp_path):
+    # Every rule's params are the config's values, not its text: key order in the YAML changes nothing.
+    config = yaml.safe_load((tiny_run / "config" / "config.yaml").read_text())
+    reordered = tmp_path / "reordered.yaml"
+    reordered.write_text(yaml.safe_dump(_keys_reversed(config), sort_keys=False))
+    assert yaml.safe_load(reordered.read_text()) == config
+    assert list(yaml.safe_load(reordered.read_text())["experiments"]["tiny"]) != list(config["experiments"]["tiny"])
+    result = run_snakemake(tiny_run, "-n", "--configfile", str(reordered), "--replace-workflow-config", "all",
+                           "ablations")
+    assert "Nothing to be done" in result.stdout, result.stdout[-3000:]
 
 
 def test_html_report_holds_the_figures(tiny_run):
@@ -198,6 +240,11 @@ def test_lint_has_nothing_to_say():
     (("members: 24,", "members: many,"), "config error: experiments.tiny.splits.members: 'many' is not of type"),
     (("mechanism: crop", "mechanism: hue"), "config error: experiments.tiny.perturbation.mechanism: 'hue' needs RGB"),
     (("strength_index: 1", "strength_index: 9"), "config error: experiments.tiny.attacks.pfami_met_single.strength_index"),
+    # NaN and infinity get past the schema's bounds (comparisons with NaN are false): refused up front.
+    (("strengths: [0.9, 0.8, 0.7]", "strengths: [0.9, .nan, 0.7]"),
+     "config error: experiments.tiny.perturbation.strengths.1: NaN is not a number; give a finite value"),
+    (("learning_rate: 0.001, warmup", "learning_rate: .inf, warmup"),
+     "config error: experiments.tiny.training.learning_rate: infinity is not a finite number; give a finite value"),
 ])
 def test_bad_config_fails_before_anything_runs_with_one_line(tmp_path, edit, message):
     workdir = copy_project(tmp_path / "bad")

@@ -21,8 +21,8 @@ use rule estimate_losses as estimate_mechanism_losses with:
         attacked_model="results/{experiment}/ablations/losses/{records}-on-{records}-{mechanism}.npz",
         reference_model="results/{experiment}/ablations/losses/reference-on-{records}-{mechanism}.npz",
     params:
-        attacked=lambda w: json.dumps(ablations_of(w)["records_per_part"]),
-        perturbation=lambda w: json.dumps(
+        attacked=lambda w: as_json(ablations_of(w)["records_per_part"]),
+        perturbation=lambda w: as_json(
             {
                 "mechanism": w.mechanism,
                 "strengths": default_strengths(
@@ -51,7 +51,7 @@ rule train_snapshots:
         training=section("training"),
         seed=lambda w: experiment(w)["seed"],
         device=config["device"],
-        steps=lambda w: json.dumps(snapshots_to_train(w)),
+        steps=lambda w: as_json(snapshots_to_train(w)),
     threads: 1
     priority: 10
     resources:
@@ -76,7 +76,7 @@ rule estimate_snapshot_losses:
         "results/{experiment}/ablations/losses/target_step_{step}-on-target.npz",
     params:
         data=data_section,
-        attacked=lambda w: json.dumps(ablations_of(w)["records_per_part"]),
+        attacked=lambda w: as_json(ablations_of(w)["records_per_part"]),
         estimation=section("estimation"),
         perturbation=section("perturbation"),
         seed=lambda w: experiment(w)["seed"],
@@ -108,7 +108,7 @@ rule ablate_subsets:
     wildcard_constraints:
         study="timesteps|strengths|query_budget",
     params:
-        settings=lambda w: json.dumps(ablations_of(w)),
+        settings=lambda w: as_json(ablations_of(w)),
     conda:
         SOFTWARE_ENV
     log:
@@ -126,9 +126,9 @@ rule ablate_mechanism:
     output:
         "results/{experiment}/ablations/mechanisms/{mechanism}.csv",
     params:
-        settings=lambda w: json.dumps(ablations_of(w)),
-        losses=lambda w: json.dumps({w.mechanism: mechanism_losses(w)[w.mechanism]}),
-        nns=lambda w: json.dumps(experiment(w)["attacks"].get("pfami_nns")),
+        settings=lambda w: as_json(ablations_of(w)),
+        losses=lambda w: as_json({w.mechanism: mechanism_losses(w)[w.mechanism]}),
+        nns=lambda w: as_json(experiment(w)["attacks"].get("pfami_nns")),
         min_loss=lambda w: experiment(w)["fluctuation"].get("min_loss", 1e-6),
         seed=lambda w: experiment(w)["seed"],
     threads: 1
@@ -155,7 +155,7 @@ rule ablate_mechanisms:
         table="results/{experiment}/ablations/mechanisms.csv",
         figure="results/{experiment}/ablations/mechanisms.png",
     params:
-        settings=lambda w: json.dumps(ablations_of(w)),
+        settings=lambda w: as_json(ablations_of(w)),
     conda:
         SOFTWARE_ENV
     log:
@@ -173,8 +173,8 @@ rule ablate_memorisation:
         table="results/{experiment}/ablations/memorisation.csv",
         figure="results/{experiment}/ablations/memorisation.png",
     params:
-        settings=lambda w: json.dumps(ablations_of(w)),
-        losses=lambda w: json.dumps(snapshot_losses(w)),
+        settings=lambda w: as_json(ablations_of(w)),
+        losses=lambda w: as_json(snapshot_losses(w)),
         min_loss=lambda w: experiment(w)["fluctuation"].get("min_loss", 1e-6),
     conda:
         SOFTWARE_ENV
@@ -197,9 +197,9 @@ rule ablate_classifier_seeds:
         table="results/{experiment}/ablations/classifier_seeds.csv",
         figure="results/{experiment}/ablations/classifier_seeds.png",
     params:
-        settings=lambda w: json.dumps(ablations_of(w)),
-        nns=lambda w: json.dumps(experiment(w)["attacks"]["pfami_nns"]),
-        resnet=lambda w: json.dumps(experiment(w)["attacks"].get("pfami_nns_resnet")),
+        settings=lambda w: as_json(ablations_of(w)),
+        nns=lambda w: as_json(experiment(w)["attacks"]["pfami_nns"]),
+        resnet=lambda w: as_json(experiment(w)["attacks"].get("pfami_nns_resnet")),
         seed=lambda w: experiment(w)["seed"],
     threads: 1
     conda:

@@ -10,7 +10,7 @@ rule estimate_losses:
         reference_model="results/{experiment}/losses/reference-on-{records}.npz",
     params:
         data=data_section,
-        attacked=lambda w: json.dumps(experiment(w)["splits"].get("attacked_per_part")),
+        attacked=lambda w: as_json(experiment(w)["splits"].get("attacked_per_part")),
         estimation=section("estimation"),
         perturbation=section("perturbation"),
         seed=lambda w: experiment(w)["seed"],
@@ -66,7 +66,7 @@ rule score_attack:
     output:
         "results/{experiment}/scores/{attack}.csv",
     params:
-        settings=lambda w: json.dumps(experiment(w)["attacks"][w.attack]),
+        settings=lambda w: as_json(experiment(w)["attacks"][w.attack]),
         seed=lambda w: experiment(w)["seed"],
     # The PFAMI chain (see estimate_losses); the authors' ResNet (pfami_nns_resnet) is its last long job.
     priority: 6

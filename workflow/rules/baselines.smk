@@ -19,8 +19,8 @@ rule estimate_baselines:
         family="secmi|pia",
     params:
         data=data_section,
-        attacked=lambda w: json.dumps(experiment(w)["splits"].get("attacked_per_part")),
-        settings=lambda w: json.dumps(family_settings(w.family, experiment(w)["attacks"])),
+        attacked=lambda w: as_json(experiment(w)["splits"].get("attacked_per_part")),
+        settings=lambda w: as_json(family_settings(w.family, experiment(w)["attacks"])),
         batch_size=lambda w: experiment(w)["estimation"]["batch_size"],
         device=config["device"],
     threads: 1
@@ -52,7 +52,7 @@ rule score_baseline:
     wildcard_constraints:
         attack="|".join(FAMILY_OF),
     params:
-        settings=lambda w: json.dumps(experiment(w)["attacks"][w.attack]),
+        settings=lambda w: as_json(experiment(w)["attacks"][w.attack]),
         seed=lambda w: experiment(w)["seed"],
     priority: 8
     conda:

@@ -39,15 +39,22 @@ def experiment(wildcards):
     return config["experiments"][wildcards.experiment]
 
 
+def as_json(value):
+    """``value`` as JSON for a rule's params, every mapping's keys sorted: Snakemake reruns a job whose
+    params changed, so they must depend on the config's values only, never on the order of its keys.
+    Every rule passes config values through this, not through json.dumps."""
+    return json.dumps(value, sort_keys=True)
+
+
 def section(name):
     """The named config section of a job's experiment, as JSON (for params)."""
-    return lambda wildcards: json.dumps(experiment(wildcards)[name])
+    return lambda wildcards: as_json(experiment(wildcards)[name])
 
 
 def data_section(wildcards):
     """The data section as JSON (for params), with an audit's given image folders, whose records every
     step appends to the data set."""
-    return json.dumps(with_given_folders(experiment(wildcards)["data"], experiment(wildcards)["splits"]))
+    return as_json(with_given_folders(experiment(wildcards)["data"], experiment(wildcards)["splits"]))
 
 
 def given_record_inputs(wildcards):

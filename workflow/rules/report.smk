@@ -40,8 +40,8 @@ rule make_summary:
         markdown=report("results/summary.md", caption="../report/summary.rst", category="Summary"),
         csv="results/summary.csv",
     params:
-        descriptions=json.dumps({name: describe_experiment(config["experiments"][name]) for name in EXPERIMENTS}),
-        sampling=json.dumps({name: config["experiments"][name].get("sampling", {}) for name in DIFFUSION_EXPERIMENTS}),
+        descriptions=as_json({name: describe_experiment(config["experiments"][name]) for name in EXPERIMENTS}),
+        sampling=as_json({name: config["experiments"][name].get("sampling", {}) for name in DIFFUSION_EXPERIMENTS}),
     conda:
         SOFTWARE_ENV
     # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
@@ -64,7 +64,7 @@ rule verify_reproduction:
     output:
         VERDICT,
     params:
-        settings=json.dumps({name: config["experiments"][name] for name in EXPERIMENTS}, sort_keys=True),
+        settings=as_json({name: config["experiments"][name] for name in EXPERIMENTS}),
         # The path even where there is no such file yet (the verdict then says so).
         reference=lambda w: REFERENCE_RESULTS,
     conda:

@@ -25,7 +25,7 @@ rule sample_images:
     resources:
         mem_mb=2000,
     params:
-        sampling=lambda w: json.dumps(experiment(w).get("sampling", {})),
+        sampling=lambda w: as_json(experiment(w).get("sampling", {})),
         seed=lambda w: experiment(w)["seed"],
         device=config["device"],
     shell:

@@ -44,8 +44,8 @@ rule train_autoencoder:
     output:
         directory("results/{experiment}/autoencoder"),
     params:
-        data=section("data"),
-        autoencoder=lambda w: json.dumps(experiment(w)["model"]["autoencoder"]),
+        data=data_section,
+        autoencoder=lambda w: as_json(experiment(w)["model"]["autoencoder"]),
         seed=lambda w: experiment(w)["seed"],
         device=config["device"],
         # Outside the output folder: Snakemake clears outputs before a rerun, the state must survive.
