@@ -38,7 +38,7 @@ from sklearn.model_selection import StratifiedKFold
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from pfami.attacks.learned import fit_logistic, logistic_member_scores  # noqa: E402
+from pfami.attacks.learned import convex_member_scores, fit_convex_classifier  # noqa: E402
 from pfami.io import load_arrays  # noqa: E402
 
 # The learned attacks and where their shadow features are: (file below results/{exp}, array name).
@@ -53,9 +53,10 @@ def _flat(features: np.ndarray) -> np.ndarray:
     return np.asarray(features, dtype=np.float64).reshape(len(features), -1)
 
 
-def logistic(c: float):
+def convex(classifier: str, c: float):
+    """The library's own classifier (``pfami.attacks.learned``), as the attack runs it."""
     def fit_and_score(train, labels, test, seed):
-        return logistic_member_scores(fit_logistic(train, labels, c), test)
+        return convex_member_scores(fit_convex_classifier(classifier, train, labels, c), test)
     return fit_and_score
 
 
@@ -66,17 +67,6 @@ def shrinkage_lda(train, labels, test, seed):
 
     model = make_pipeline(StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
     return model.fit(_flat(train), labels).decision_function(_flat(test))
-
-
-def rbf_svm(c: float):
-    def fit_and_score(train, labels, test, seed):
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-        from sklearn.svm import SVC
-
-        model = make_pipeline(StandardScaler(), SVC(C=c, kernel="rbf", gamma="scale", tol=1e-8))
-        return model.fit(_flat(train), labels).decision_function(_flat(test))
-    return fit_and_score
 
 
 def small_mlp(train, labels, test, seed):
@@ -103,9 +93,9 @@ def authors_resnet(train, labels, test, seed):
 
 
 CANDIDATES = {
-    **{f"logistic c={c:g}": logistic(c) for c in (0.0001, 0.001, 0.01, 0.1, 1.0)},
+    **{f"logistic c={c:g}": convex("logistic", c) for c in (0.0001, 0.001, 0.01, 0.1, 1.0)},
     "shrinkage LDA": shrinkage_lda,
-    **{f"RBF SVM C={c:g}": rbf_svm(c) for c in (0.1, 1.0)},
+    **{f"RBF SVM C={c:g}": convex("svm", c) for c in (0.1, 1.0)},
     "MLP (32, weight decay, early stopping)": small_mlp,
     "authors' ResNet (60 epochs)": authors_resnet,
 }

@@ -205,7 +205,7 @@ def start_dvc_repro(root: Path) -> BackgroundRun:
     """`dvc repro` in a new git + DVC repository (``root/project``, remote ``root/remote``) of the tiny
     experiment with PFAMI's attacks and the loss baseline (the SecMI / PIA queries would only add minutes)."""
     attacks = {"loss": {}, "pfami_met": {}, "pfami_met_single": {"strength_index": 1},
-               "pfami_nns": {"c": 0.001}}
+               "pfami_nns": {"c": 1.0}}
     workdir = copy_project(root / "project", single_experiment_config(root, attacks=attacks))
     shutil.copytree(PROJECT / "pfami", workdir / "pfami", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(PROJECT / ".gitignore", workdir / ".gitignore")
@@ -256,6 +256,12 @@ def versioned(background_runs) -> Path:
     assert stages_run(output) == set(yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"]), output[-3000:]
     first_repro = workdir.parent / "first_repro"
     shutil.copytree(workdir / "results" / "tiny", first_repro, ignore=shutil.ignore_patterns("*.npz", "logs", "figures"))
+    # The first repro's metrics become the repository's committed reference results (`make reference`);
+    # the verdict stage then depends on them and compares every later run with them.
+    run_command(workdir, sys.executable, "scripts/verify_reproduction.py", "--config", "config/config.yaml",
+                "--write-reference")
+    run_command(workdir, sys.executable, "scripts/write_dvc_yaml.py")
+    assert "Verdict: REPRODUCED." in run_command(workdir, "dvc", "repro", "verdict")
     run_command(workdir, "git", "add", "-A")
     run_command(workdir, "git", "commit", "-qm", "results")
     run_command(workdir, "dvc", "push")

@@ -15,9 +15,9 @@ from pfami.attacks.baselines import pia_attack, pian_attack, secmi_attack
 from pfami.config import FAMILY_OF, ConfigError, check_baseline_settings, check_config, family_settings
 
 PROJECT = Path(__file__).resolve().parents[1]
-ATTACK_SETTINGS = {"pfami_nns": {"c": 0.001},
+ATTACK_SETTINGS = {"pfami_nns": {"c": 1.0},
                    "secmi_stat": {"t_sec": 40, "k": 20},
-                   "secmi_nns": {"t_sec": 40, "k": 20, "c": 0.001},
+                   "secmi_nns": {"t_sec": 40, "k": 20, "c": 1.0},
                    "pia": {"t": 200}, "pian": {"t": 300}}
 
 

@@ -115,7 +115,7 @@ def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, versi
     # of the same experiment; splitting and training go through SLURM in the two tests above) up to
     # the metrics: GPU jobs and the grouped CPU tail, without the jobs that would only add minutes of
     # status polling.
-    attacks = {"loss": {}, "pfami_met": {}, "pfami_nns": {"c": 0.001}}
+    attacks = {"loss": {}, "pfami_met": {}, "pfami_nns": {"c": 1.0}}
     workdir = copy_project(tmp_path / "run", single_experiment_config(tmp_path, attacks=attacks))
     local = versioned.parent / "first_repro"
     (workdir / "results" / "tiny").mkdir(parents=True)
