@@ -26,7 +26,10 @@ reproduce: env
 reference: reproduce
 	$(BIN)/python scripts/verify_reproduction.py --config config/config.yaml --write-reference
 
+# The SLURM tests need a local SLURM (Debian's slurm-wlm and munge): installed here when we may.
 test: env
+	@if [ "$$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then bash .ci/install-slurm.sh; \
+	else echo "make test: not root and no sudo, so SLURM is not installed and the SLURM tests will be skipped"; fi
 	$(BIN)/python -m pytest -q
 
 clean-results:

@@ -43,6 +43,12 @@ onsuccess:
         print(f"\n{Path(VERDICT).read_text()}(also in {VERDICT})")
 
 
+# A failed step's one-line message sits in its log file; show it where the user is looking.
+onerror:
+    for rule_name, log_file, message in failed_job_errors(log):
+        print(f"{rule_name} failed ({log_file}): {message}", file=sys.stderr)
+
+
 rule all:
     input:
         "results/summary.md",

@@ -12,7 +12,8 @@ from pfami.attacks import ATTACKS
 from pfami.config import FAMILIES, FAMILY_OF
 import yaml
 
-from tests.conftest import IMAGE_FOLDER_EXPERIMENT, IMAGE_FOLDER_RECORDS, PROJECT, copy_project, run_snakemake
+from tests.conftest import (IMAGE_FOLDER_EXPERIMENT, IMAGE_FOLDER_RECORDS, PROJECT, copy_project, run_snakemake,
+                            single_experiment_config)
 
 pytestmark = pytest.mark.workflow
 
@@ -266,6 +267,15 @@ def test_split_sizes_larger_than_the_data_fail_with_one_line_and_no_file(tmp_pat
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: splits: 3 roles x (500 members + 200 hold-outs)")
     assert not output.exists()
+
+
+def test_a_failed_steps_one_line_message_reaches_the_terminal_of_a_local_run(tmp_path):
+    workdir = copy_project(tmp_path / "run", single_experiment_config(tmp_path, **{"splits.members": 700}))
+    result = run_snakemake(workdir, "--cores", "1", "results/tiny/splits.json", check=False)
+    assert result.returncode != 0
+    assert ("split_dataset failed (results/tiny/logs/split_dataset.log): error: splits: 3 roles x (700 members + "
+            "24 hold-outs) = 2172 records but the data set has 1797") in result.stderr
+    assert not (workdir / "results" / "tiny" / "splits.json").exists()
 
 
 def test_missing_model_fails_estimation_before_any_tensor_is_written(tiny_run, tmp_path):
