@@ -38,7 +38,7 @@ from sklearn.model_selection import StratifiedKFold
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from pfami.attacks.learned import convex_member_scores, fit_convex_classifier  # noqa: E402
+from pfami.attacks.learned import ConvexClassifier  # noqa: E402
 from pfami.io import load_arrays  # noqa: E402
 
 # The learned attacks and where their shadow features are: (file below results/{exp}, array name).
@@ -56,7 +56,8 @@ def _flat(features: np.ndarray) -> np.ndarray:
 def convex(classifier: str, c: float):
     """The library's own classifier (``pfami.attacks.learned``), as the attack runs it."""
     def fit_and_score(train, labels, test, seed):
-        return convex_member_scores(fit_convex_classifier(classifier, train, labels, c), test)
+        model = ConvexClassifier(classifier, train, c)
+        return model.fit_scores(labels, np.ones(len(train), dtype=bool), model.rows(test))
     return fit_and_score
 
 

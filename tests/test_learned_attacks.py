@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pfami.attacks import score_attack
-from pfami.attacks.learned import CONVEX_CLASSIFIERS, convex_classifier_scores
+from pfami.attacks.learned import CONVEX_CLASSIFIERS, ConvexClassifier, convex_classifier_scores
 from pfami.metrics import roc_summary
 
 DEFAULT_SETTINGS = {"classifier": "svm", "c": 1.0}
@@ -20,17 +20,35 @@ def _overlapping_features(count, shape, seed, shift=0.35):
 
 
 @pytest.mark.parametrize("classifier", CONVEX_CLASSIFIERS)
-def test_target_scores_do_not_depend_on_the_seed_and_shadow_scores_are_out_of_fold(classifier):
-    shadow, shadow_labels = _overlapping_features(200, (10, 10), seed=0)
-    target, target_labels = _overlapping_features(100, (10, 10), seed=1)
-    runs = [convex_classifier_scores(classifier, shadow, shadow_labels, target, 0.01, seed) for seed in (0, 1, 2)]
-    for out_of_fold, target_scores in runs[1:]:
-        assert np.array_equal(target_scores, runs[0][1])  # fitted on every shadow record: no seed in it
-        assert not np.array_equal(out_of_fold, runs[0][0])  # the folds are the seed's
-    assert roc_summary(runs[0][1], target_labels)["auc"] > 0.75
-    in_sample = convex_classifier_scores(classifier, shadow, shadow_labels, shadow, 0.01, 0)[1]
-    # Out-of-fold scores are honest: below the in-sample fit's AUC.
-    assert roc_summary(runs[0][0], shadow_labels)["auc"] < roc_summary(in_sample, shadow_labels)["auc"]
+def test_nothing_is_random_and_shadow_scores_are_leave_one_out(classifier):
+    shadow, shadow_labels = _overlapping_features(60, (10, 10), seed=0)
+    target, target_labels = _overlapping_features(60, (10, 10), seed=1)
+    attack = {"classifier": classifier, "c": 0.01 if classifier == "logistic" else 1.0}
+    runs = [score_attack("pfami_nns", attack, {"fluctuation": shadow, "is_member": shadow_labels},
+                         {"fluctuation": target}, seed) for seed in (0, 1)]
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))  # the seed plays no part
+    out_of_sample, target_scores = runs[0]
+    assert roc_summary(target_scores, target_labels)["auc"] > 0.75
+    # A shadow record's score is that of the model fitted on the 59 others...
+    model = ConvexClassifier(classifier, shadow, attack["c"])
+    others = np.arange(60) != 7
+    assert out_of_sample[7] == model.fit_scores(shadow_labels, others, model.rows()[7:8])[0]
+    # ...so it is honest: below the in-sample fit's AUC.
+    in_sample = model.fit_scores(shadow_labels, np.ones(60, bool), model.rows())
+    assert roc_summary(out_of_sample, shadow_labels)["auc"] < roc_summary(in_sample, shadow_labels)["auc"]
+
+
+def test_the_svm_is_scikit_learns_on_standardised_features():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    shadow, shadow_labels = _overlapping_features(80, (1, 4, 4), seed=5)
+    target, _ = _overlapping_features(20, (1, 4, 4), seed=6)
+    _, ours = convex_classifier_scores("svm", shadow, shadow_labels, target, 1.0)
+    reference = make_pipeline(StandardScaler(), SVC(C=1.0, gamma="scale", tol=1e-8))
+    theirs = reference.fit(shadow.reshape(80, -1), shadow_labels).decision_function(target.reshape(20, -1))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("settings", [DEFAULT_SETTINGS, {"classifier": "logistic", "c": 0.001}])
