@@ -208,10 +208,10 @@ def classifier_seed_rows(shadow_fluctuation: np.ndarray, shadow_is_member: np.nd
                          target_fluctuation: np.ndarray, is_member: np.ndarray, classifiers: dict[str, dict],
                          experiment_seed: int, count: int) -> list[dict]:
     """PFAMI_NNs trained once per seed on the same shadow H, for each of ``classifiers`` ({row label:
-    the attack's settings}, e.g. the main run's logistic regression and the authors' ResNet), the main
+    the attack's settings}, e.g. the main run's SVM and the authors' ResNet), the main
     run's seed first. A ResNet also gets the ensemble that averages its seeds' scores: the main
     attack with ``classifiers: count``. Each row holds the AUC and TPRs on the target and the FPR
-    on the target of the threshold fitted on that classifier's out-of-fold shadow scores.
+    on the target of the threshold fitted on that classifier's out-of-sample shadow scores.
 
     The bootstrap intervals of metrics.json resample the records and hold the classifier fixed;
     the spread over these rows is the part they leave out. A change of CPU, which reorders float

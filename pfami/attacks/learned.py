@@ -100,7 +100,7 @@ def convex_classifier_scores(classifier: str, features: np.ndarray, is_member: n
 def learned_scores(features: np.ndarray, is_member: np.ndarray, new_features: np.ndarray, settings: dict,
                    seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The attack's classifier (``settings["classifier"]``, default ``svm``) trained on the shadow
-    records' ``features`` [R, C, H, W] and labels. Returns (out-of-fold shadow scores, scores of
+    records' ``features`` [R, C, H, W] and labels. Returns (out-of-sample shadow scores, scores of
     ``new_features``, the target records); the target's labels are never seen."""
     classifier = settings.get("classifier", DEFAULT_CLASSIFIER)
     if classifier in CONVEX_CLASSIFIERS:  # nothing random in them: no seed

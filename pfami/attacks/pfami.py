@@ -18,10 +18,10 @@ def pfami_met_scores(fluctuations: np.ndarray, strength_index: int | None = None
 def pfami_nns_scores(shadow_fluctuations: np.ndarray, shadow_is_member: np.ndarray,
                      target_fluctuations: np.ndarray, settings: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """PFAMI_NNs: a classifier on H as a 1 x M x N image, trained on the shadow model's records; which
-    one is ``settings["classifier"]`` (``pfami.attacks.learned``: logistic regression by default, or the
+    one is ``settings["classifier"]`` (``pfami.attacks.learned``: an RBF SVM by default, or the
     authors' ResNet).
 
-    Returns (out-of-fold shadow scores, target scores); the target's labels are never seen."""
+    Returns (out-of-sample shadow scores, target scores); the target's labels are never seen."""
     from pfami.attacks.learned import learned_scores
 
     return learned_scores(shadow_fluctuations[:, None], shadow_is_member, target_fluctuations[:, None], settings, seed)
