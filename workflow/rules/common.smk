@@ -8,6 +8,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from pfami.cli import failed_job_errors
 from pfami.config import ConfigError, check_config, describe_experiment
 from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLES, with_given_folders
 from pfami.models import DIFFUSION_FAMILIES
@@ -33,26 +34,6 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PAT
 # The software of every rule, for `--software-deployment-method conda`; the supported way is
 # the pinned virtual environment the Makefile builds.
 SOFTWARE_ENV = "../envs/pfami.yaml"
-
-
-def failed_job_errors(snakemake_logs):
-    """(rule, log file, its one-line message) of every job that failed in this run, read from
-    Snakemake's own log files (``onerror``'s ``log``): the steps write their one-line ``error: ...`` to their log file, which the
-    terminal would otherwise not show (its last line where a step crashed without one)."""
-    failures, failed_rule = [], None
-    logs = [snakemake_logs] if isinstance(snakemake_logs, (str, Path)) else snakemake_logs
-    for line in (text for path in logs for text in Path(path).read_text(errors="replace").splitlines()):
-        if line.startswith("Error in rule "):
-            failed_rule = line.removeprefix("Error in rule ").rstrip(":")
-        elif failed_rule and line.strip().startswith("log: "):
-            paths = line.strip().removeprefix("log: ").split(" (check log")[0]
-            for path in paths.split(", "):
-                lines = Path(path).read_text(errors="replace").splitlines() if Path(path).exists() else []
-                errors = [text for text in lines if text.startswith("error: ")]
-                message = errors[-1] if errors else (lines[-1] if lines else "(the log is empty)")
-                failures.append((failed_rule, path, message))
-            failed_rule = None
-    return failures
 
 
 def experiment(wildcards):
