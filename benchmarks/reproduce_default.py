@@ -98,6 +98,38 @@ def training_step_seconds(steps: int = 20) -> float:
     return (time.process_time() - start) / steps
 
 
+def job_timeline(workdir: Path, since: float) -> list[dict]:
+    """[{rule, jobid, start, end}] in seconds from the first job's start, read off the Snakemake log of the
+    run that began at ``since`` (the log stamps whole seconds): where the two cores sat idle."""
+    logs = [path for path in (workdir / ".snakemake" / "log").glob("*.snakemake.log") if path.stat().st_mtime >= since]
+    if not logs:
+        return []
+    stamp, started, jobs = None, {}, []
+    lines = max(logs, key=lambda path: path.stat().st_mtime).read_text().splitlines()
+    for index, line in enumerate(lines):
+        if re.fullmatch(r"\[\w{3} \w{3} +\d+ [\d:]{8} \d{4}\]", line):
+            stamp = time.mktime(time.strptime(line[1:-1], "%a %b %d %H:%M:%S %Y"))
+        elif re.match(r"(local)?rule \w+:$", line):
+            rule = line.split()[-1][:-1]
+            block = lines[index + 1:next((end for end in range(index + 1, len(lines)) if not lines[end].startswith(" ")),
+                                         len(lines))]
+            fields = dict(entry.strip().split(": ", 1) for entry in block if ": " in entry)
+            started[fields["jobid"]] = (f"{rule} {fields.get('wildcards', '')}".strip(), stamp)
+        elif match := re.match(r"Finished jobid: (\d+)", line):
+            rule, start = started.pop(match[1])
+            jobs.append({"rule": rule, "jobid": int(match[1]), "start": start, "end": stamp})
+    origin = min((job["start"] for job in jobs), default=0)
+    return [{**job, "start": job["start"] - origin, "end": job["end"] - origin} for job in jobs]
+
+
+def idle_core_seconds(timeline: list[dict], cores: int) -> float:
+    """Core-seconds with no job on them, between the first job's start and the last one's end."""
+    if not timeline:
+        return 0.0
+    end = max(job["end"] for job in timeline)
+    return sum(max(0, cores - sum(job["start"] <= second < job["end"] for job in timeline)) for second in range(int(end)))
+
+
 def speed_probe() -> float:
     probe = subprocess.run([sys.executable, __file__, "--speed-probe"], capture_output=True, text=True, check=True,
                            cwd=PROJECT)
@@ -160,7 +192,9 @@ def main() -> None:
         arguments = [*cores, "--forceall"] if args.in_place else cores
         jobs = planned_jobs(workdir, arguments)
     step_seconds = speed_probe()
+    since = time.time() - 1
     wall, peak, cpu = timed_snakemake(workdir, arguments)
+    timeline = job_timeline(workdir, since)
 
     metrics = {}
     for path in sorted(workdir.glob("results/*/metrics.json")):
@@ -170,10 +204,12 @@ def main() -> None:
               "training_step_seconds": step_seconds, "cores": args.cores,
               "jobs": sum(jobs.values()), "jobs_per_rule": jobs,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
-              "config": Path(args.configfile).name, "target": "ablations" if args.ablations else "all", "auc": metrics}
+              "config": Path(args.configfile).name, "target": "ablations" if args.ablations else "all", "auc": metrics,
+              "idle_core_seconds": round(idle_core_seconds(timeline, os.cpu_count() if args.cores == "all" else int(args.cores))),
+              "timeline": timeline}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(record, indent=1) + "\n")
-    print(json.dumps(record))
+    print(json.dumps({key: value for key, value in record.items() if key != "timeline"}))
     # Only the temporary copy this script made is removed, never the project.
     if not args.in_place and workdir != PROJECT and workdir.name.startswith("pfami-benchmark-"):
         shutil.rmtree(workdir)

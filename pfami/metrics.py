@@ -60,22 +60,52 @@ def operating_point(scores: np.ndarray, is_member: np.ndarray, threshold: float)
             "fpr": float(predicted[~is_member].mean())}
 
 
+def resampled_figures(members: np.ndarray, non_members: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    """``roc_summary``'s figures and the ASR at ``threshold`` of many resamples at once: rows of ``members``
+    [R, M] and ``non_members`` [R, N] are the resamples' scores.
+
+    The same numbers as ``roc_summary`` row by row (a test). The AUC is the Mann-Whitney statistic (ties
+    count one half), the area under the ROC curve. The TPR at FPR f counts the members above the
+    non-member score that the largest FPR <= f leaves out. That is the ROC's own point unless a member
+    ties a non-member: then roc_curve may drop the point as collinear with its neighbours (and the
+    field's recipe reads the TPR off the points it keeps), so such rows go through ``roc_summary``."""
+    from scipy.stats import rankdata
+
+    member_count, non_member_count = members.shape[1], non_members.shape[1]
+    combined = np.concatenate([members, non_members], axis=1)
+    ranks = rankdata(combined, axis=1)[:, :member_count]
+    figures = {"auc": (ranks.sum(axis=1) - member_count * (member_count + 1) / 2) / (member_count * non_member_count)}
+    descending = -np.sort(-non_members, axis=1)
+    false_positives = np.arange(non_member_count + 1)
+    for level in FPR_LEVELS:
+        allowed = int(false_positives[false_positives / non_member_count <= level].max())
+        figures[f"tpr_at_{level:g}_fpr"] = (np.ones(len(members)) if allowed == non_member_count else
+                                           (members > descending[:, [allowed]]).sum(axis=1) / member_count)
+    order = np.argsort(combined, axis=1, kind="stable")
+    values, is_member = np.take_along_axis(combined, order, axis=1), order < member_count
+    cross_tied = ((np.diff(values, axis=1) == 0) & (is_member[:, 1:] != is_member[:, :-1])).any(axis=1)
+    labels = np.arange(member_count + non_member_count) < member_count
+    for row in np.flatnonzero(cross_tied):
+        for name, value in roc_summary(combined[row], labels).items():
+            if name != "auc":
+                figures[name][row] = value
+    figures["asr"] = ((members >= threshold).sum(axis=1) + (non_members < threshold).sum(axis=1)) / (
+        member_count + non_member_count)
+    return figures
+
+
 def bootstrap_intervals(scores: np.ndarray, is_member: np.ndarray, threshold: float, resamples: int, seed: int,
                         confidence: float = 0.95) -> dict[str, list[float]]:
     """Percentile intervals of every ``roc_summary`` figure and of the ASR at ``threshold``."""
     scores, is_member = _check(scores, is_member)
     rng = np.random.default_rng(seed)
     members, non_members = scores[is_member], scores[~is_member]
-    labels = np.concatenate([np.ones(len(members), bool), np.zeros(len(non_members), bool)])
-    samples: dict[str, list[float]] = {}
-    for _ in range(resamples):
-        resampled = np.concatenate([rng.choice(members, len(members)), rng.choice(non_members, len(non_members))])
-        figures = {**roc_summary(resampled, labels), "asr": operating_point(resampled, labels, threshold)["asr"]}
-        for name, value in figures.items():
-            samples.setdefault(name, []).append(value)
+    # Drawn one resample at a time, members first, as before: the same random stream, so the same resamples.
+    draws = [(rng.choice(members, len(members)), rng.choice(non_members, len(non_members))) for _ in range(resamples)]
+    figures = resampled_figures(np.array([draw[0] for draw in draws]), np.array([draw[1] for draw in draws]), threshold)
     tail = (1 - confidence) / 2 * 100
     return {name: [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
-            for name, values in samples.items()}
+            for name, values in figures.items()}
 
 
 def evaluate_attack(shadow_scores: np.ndarray, shadow_is_member: np.ndarray, target_scores: np.ndarray,

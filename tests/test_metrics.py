@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pfami.metrics import bootstrap_intervals, evaluate_attack, fit_threshold, operating_point, roc_summary
+from pfami.metrics import (bootstrap_intervals, evaluate_attack, fit_threshold, operating_point, resampled_figures,
+                           roc_summary)
 
 # members: 0.9, 0.8, 0.4 ; non-members: 0.7, 0.3, 0.2, 0.1
 SCORES = np.array([0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1])
@@ -48,6 +49,25 @@ def test_bootstrap_intervals_are_seeded_and_contain_the_estimate():
     auc = roc_summary(scores, labels)["auc"]
     assert first["auc"][0] < auc < first["auc"][1]
     assert first["auc"][1] - first["auc"][0] < 0.15
+
+
+def test_resampled_figures_are_roc_summarys_row_by_row():
+    # Coarse scores, so that members tie with non-members and with each other, and untied ones; 250
+    # non-members, so that 1% FPR allows 2 false positives and 0.1% none; and 3, so that every FPR is allowed.
+    rng = np.random.default_rng(1)
+    for decimals, (members, non_members) in [(0, (40, 250)), (1, (40, 250)), (None, (40, 250)), (2, (7, 3))]:
+        member_scores = rng.normal(0.5, 1, (30, members))
+        non_member_scores = rng.normal(0, 1, (30, non_members))
+        if decimals is not None:
+            member_scores, non_member_scores = np.round(member_scores, decimals), np.round(non_member_scores, decimals)
+        batch = resampled_figures(member_scores, non_member_scores, threshold=0.25)
+        for row in range(30):
+            scores = np.concatenate([member_scores[row], non_member_scores[row]])
+            labels = np.arange(len(scores)) < members
+            one = {**roc_summary(scores, labels), "asr": operating_point(scores, labels, 0.25)["asr"]}
+            assert batch.keys() == one.keys()
+            for name, value in one.items():
+                assert batch[name][row] == pytest.approx(value, abs=1e-12), (name, row)
 
 
 def test_evaluate_attack_uses_the_shadow_threshold():
