@@ -180,7 +180,7 @@ def main() -> None:
             (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
         shutil.copy(args.configfile, workdir / "config" / "config.yaml")
 
-    cores = ["--cores", args.cores, "--quiet", *configured]
+    cores = ["--cores", args.cores, *configured]  # not --quiet: the log keeps each job's start and end
     if args.ablations:
         timed_snakemake(workdir, cores)  # completes the main run; untimed
         arguments = [*cores, "--forcerun", *ablation_rules(), "--", "ablations"]
