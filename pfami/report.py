@@ -14,6 +14,22 @@ def _with_interval(result: dict, key: str) -> str:
 
 
 COMPARED = COLUMNS[:3]
+BLIND_BASELINE_LABEL = "Blind baseline (images only, no model)"
+BLIND_WARNING = "Warning: the blind baseline"
+
+
+def blind_baseline_line(result: dict) -> str:
+    """One plain sentence on whether the blind baseline (``pfami.blind_baseline``) tells the target's members
+    from its non-members: a warning when the lower bound of its AUC interval is above 0.5."""
+    low, high = result["ci95"]["auc"]
+    figure = f"AUC {result['auc']:.3f} [{low:.3f}, {high:.3f}]"
+    if low > 0.5:
+        return (f"{BLIND_WARNING}, which sees only the images and never queries the model, tells the members from "
+                f"the non-members ({figure}): the two sets differ as images, so the attacks' AUCs above measure that "
+                "difference as well as any leakage.")
+    return (f"The blind baseline, which sees only the images and never queries the model, does not tell the members "
+            f"from the non-members ({figure}, the interval reaching 0.5): the attacks' AUCs are not a difference "
+            "between the two sets of images that it can see.")
 
 
 def intervals_overlap(first: list[float], second: list[float]) -> bool:
@@ -64,7 +80,10 @@ def summary_markdown(metrics_by_experiment: dict[str, dict], descriptions: dict[
              "(FPR at that threshold in its own column). Brackets: 95% bootstrap intervals (members and "
              "non-members resampled separately). Queries: network evaluations per record on the target + "
              "reference model. With n non-members the smallest non-zero FPR is 1/n, so TPR@0.1%FPR is the TPR "
-             "at zero false positives when n < 1000.", ""]
+             "at zero false positives when n < 1000. The blind baseline is a classifier on the images alone (simple image "
+             "statistics, an SVM cross-fitted on the target's records, `pfami/blind_baseline.py`): no model queries, its "
+             "ASR at its own decision boundary; if it separates members from non-members, the two sets differ as images.",
+             ""]
     for experiment, metrics in metrics_by_experiment.items():
         records = metrics["records"]
         lines += [f"## {experiment}", "", descriptions.get(experiment, ""), "",
@@ -78,7 +97,13 @@ def summary_markdown(metrics_by_experiment: dict[str, dict], descriptions: dict[
             cells = [_with_interval(result, key) for key, _ in COLUMNS]
             lines.append(f"| {DISPLAY_NAMES.get(attack, attack)} | " + " | ".join(cells) +
                          f" | {result['threshold_fpr']:.3f} | {queries['target']} + {queries['reference']} |")
+        blind = metrics.get("blind_baseline")
+        if blind:
+            cells = [_with_interval(blind, key) for key, _ in COLUMNS]
+            lines.append(f"| {BLIND_BASELINE_LABEL} | " + " | ".join(cells) + f" | {blind['threshold_fpr']:.3f} | 0 + 0 |")
         lines.append("")
+        if blind:
+            lines += [blind_baseline_line(blind), ""]
         if experiment in sampling_by_experiment:
             lines += [sampler_line(sampling_by_experiment[experiment]), ""]
         comparison = comparison_line(metrics["attacks"])
@@ -94,7 +119,9 @@ def summary_csv(metrics_by_experiment: dict[str, dict]) -> str:
     header += ["threshold_fpr", "target_queries", "reference_queries"]
     rows = [",".join(header)]
     for experiment, metrics in metrics_by_experiment.items():
-        for attack, result in metrics["attacks"].items():
+        rows_of = {**metrics["attacks"], **({"blind_baseline": metrics["blind_baseline"]} if "blind_baseline" in metrics
+                                            else {})}
+        for attack, result in rows_of.items():
             cells = [experiment, attack]
             for key, _ in COLUMNS:
                 cells += [f"{result[key]:.6g}", *(f"{bound:.6g}" for bound in result["ci95"][key])]

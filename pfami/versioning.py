@@ -79,8 +79,11 @@ STAGES = (
     Stage("score", ("score_attack", "score_baseline"), ("score_attack.py",), ("attack.smk", "baselines.smk"),
           ("seed", "attacks"), inputs=("fluctuations", "baselines"), targets=("scores/{attack}.csv",),
           outs={"scores": {}}),
+    # The blind baseline reads the target's records only (no model): a changed model or attack leaves it be.
+    Stage("blind", ("blind_baseline",), ("blind_baseline.py",), ("audit.smk",), ("seed", "data", "splits"),
+          inputs=("splits.json",), targets=("blind_baseline/scores.csv",), outs={"blind_baseline": {}}),
     Stage("evaluate", ("evaluate",), ("evaluate.py",), ("attack.smk",), ("seed", "evaluation"),
-          inputs=("scores", "fluctuations"), targets=("metrics.json",),
+          inputs=("scores", "fluctuations", "blind_baseline"), targets=("metrics.json",),
           metrics={"metrics.json": {"cache": False}}, plots={"roc": {"cache": False}}),
     # The loss-curve copy sits here, not in "train", so that editing it never makes DVC retrain the models.
     Stage("figures", ("make_figures", "collect_training_loss"), ("make_figures.py", "collect_training_loss.py"),
