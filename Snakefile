@@ -57,5 +57,6 @@ rule all:
         VERDICT,
         expand("results/{experiment}/figures/{figure}.png", experiment=EXPERIMENTS, figure=FIGURES),
         expand("results/{experiment}/training_loss.csv", experiment=EXPERIMENTS),
+        expand("results/{experiment}/figures/exposed_records.png", experiment=EXPERIMENTS),
         expand("results/{experiment}/figures/samples_{role}.png", experiment=EXPERIMENTS, role=ROLES),
     default_target: True

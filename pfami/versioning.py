@@ -90,6 +90,10 @@ STAGES = (
           ("report.smk", "versioning.smk"), (), inputs=("metrics.json", "roc", "scores", "fluctuations", "models"),
           targets=("figures/roc.png", "training_loss.csv"), outs={f"figures/{name}.png": {} for name in FIGURES},
           plots={"training_loss.csv": {"cache": False}}),
+    # The most exposed records: the attacks' scores, the blind baseline's and the records' images.
+    Stage("exposed", ("exposed_records",), ("exposed_records.py",), ("audit.smk",), (),
+          inputs=("splits.json", "scores", "blind_baseline"), targets=("figures/exposed_records.png",),
+          outs={"figures/exposed_records.png": {}, "exposed_records.csv": {}}),
     # The sample grids need the models only: a changed attack setting does not sample them again.
     Stage("samples", ("sample_images",), ("sample_images.py",), ("sample.smk",), ("sampling",), inputs=("models",),
           targets=("figures/samples_{sample_role}.png",),

@@ -55,8 +55,14 @@ def test_every_artefact_is_there(tiny_run):
                          if name.endswith("_evaluations")}
                 assert spent and all(metrics["attacks"][attack]["queries_per_record"]["target"] == count
                                      for attack, count in spent.items())
-    for figure in ("roc", "fluctuation", "score_distributions", "training_loss"):
+    for figure in ("roc", "fluctuation", "score_distributions", "training_loss", "exposed_records"):
         assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+    # every target record's score and rank under every attack and the blind baseline
+    exposed = (results / "exposed_records.csv").read_text().splitlines()
+    assert len(exposed) == 1 + 48 and exposed[0].startswith("record_id,is_member,score_")
+    assert {f"rank_{attack}" for attack in [*ATTACKS, "blind_baseline"]} <= set(exposed[0].split(","))
+    assert metrics["blind_baseline"]["queries_per_record"] == {"target": 0, "reference": 0}
+    assert (results / "roc" / "blind_baseline.csv").exists()
     summary = (tiny_run / "results" / "summary.md").read_text()
     assert "## tiny" in summary and "| PFAMI_NNs |" in summary and "| Loss |" in summary and "| SecMI_NNs |" in summary
     assert "PFAMI vs the best baseline (per metric): AUC" in summary
@@ -87,8 +93,14 @@ def test_vae_experiment_runs_through_the_same_dag(tiny_run):
     # the SecMI / PIA baselines need a noise predictor: a VAE gets every other attack
     assert set(metrics["attacks"]) == set(ATTACKS) - set(FAMILY_OF)
     assert all(0 <= result["auc"] <= 1 for result in metrics["attacks"].values())
-    for figure in ("roc", "fluctuation", "score_distributions", "training_loss"):
+    for figure in ("roc", "fluctuation", "score_distributions", "training_loss", "exposed_records"):
         assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+    # every target record's score and rank under every attack and the blind baseline
+    exposed = (results / "exposed_records.csv").read_text().splitlines()
+    assert len(exposed) == 1 + 48 and exposed[0].startswith("record_id,is_member,score_")
+    assert {f"rank_{attack}" for attack in [*ATTACKS, "blind_baseline"]} <= set(exposed[0].split(","))
+    assert metrics["blind_baseline"]["queries_per_record"] == {"target": 0, "reference": 0}
+    assert (results / "roc" / "blind_baseline.csv").exists()
     for role in ROLES:  # one row of images decoded from prior draws per model
         assert (results / "figures" / f"samples_{role}.png").read_bytes()[:4] == b"\x89PNG"
     summary = (tiny_run / "results" / "summary.md").read_text()

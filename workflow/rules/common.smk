@@ -36,6 +36,10 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PAT
 SOFTWARE_ENV = "../envs/pfami.yaml"
 
 
+# Members and non-members shown in each experiment's figure of the most exposed records.
+EXPOSED_RECORDS_SHOWN = 8
+
+
 def experiment(wildcards):
     return config["experiments"][wildcards.experiment]
 
