@@ -9,6 +9,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# The first page of `snakemake --report`: the audit's document (rule audit_document).
+report: "workflow/report/workflow.rst"
+
+
 # PATH is extended with the running interpreter's folder (workflow/rules/common.smk).
 envvars:
     "PATH",
@@ -54,6 +58,7 @@ rule all:
     input:
         "results/summary.md",
         "results/summary.csv",
+        "results/audit.html",
         VERDICT,
         expand("results/{experiment}/figures/{figure}.png", experiment=EXPERIMENTS, figure=FIGURES),
         expand("results/{experiment}/training_loss.csv", experiment=EXPERIMENTS),

@@ -215,10 +215,20 @@ def test_the_same_config_with_its_keys_in_another_order_plans_nothing(tiny_run, 
     assert "Nothing to be done" in result.stdout, result.stdout[-3000:]
 
 
-def test_html_report_holds_the_figures(tiny_run):
+def test_html_report_is_the_audits_document(tiny_run):
     run_snakemake(tiny_run, "--report", "report.html")
     report = (tiny_run / "report.html").read_text(errors="replace")
-    assert "roc.png" in report and "summary.md" in report
+    assert "roc.png" in report and "summary.md" in report and "exposed_records.png" in report
+    # Its first page is the audit's document: every experiment's table with the blind baseline's row, the
+    # audit's warning, the figures and the run's config.
+    first_page = report.split("Membership-inference audit", 1)[1]
+    assert all(f'id=\\"{name}\\"' in first_page or f'id="{name}"' in first_page
+               for name in ("tiny", "tiny_vae", "audit", "config"))
+    assert first_page.count("Blind baseline (images only, no model)") >= 5
+    assert "Warning: the blind baseline" in first_page and "data:image/png;base64," in first_page
+    assert "bootstrap_resamples" in first_page  # the config
+    document = (tiny_run / "results" / "audit.html").read_text()
+    assert document.startswith("<!doctype html>") and document.count("<img ") == 3 * 5  # 3 figures x 5 experiments
 
 
 def test_default_config_plans_the_whole_dag():

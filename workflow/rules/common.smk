@@ -38,6 +38,11 @@ SOFTWARE_ENV = "../envs/pfami.yaml"
 
 # Members and non-members shown in each experiment's figure of the most exposed records.
 EXPOSED_RECORDS_SHOWN = 8
+# The figures of the audit's document (rule audit_document), per experiment.
+AUDIT_FIGURES = {
+    name: {figure: f"results/{name}/figures/{figure}.png" for figure in ("roc", "training_loss", "exposed_records")}
+    for name in EXPERIMENTS
+}
 
 
 def experiment(wildcards):
