@@ -58,7 +58,7 @@ rule all:
     input:
         "results/summary.md",
         "results/summary.csv",
-        "results/audit.html",
+        AUDIT_DOCUMENT,
         VERDICT,
         expand("results/{experiment}/figures/{figure}.png", experiment=EXPERIMENTS, figure=FIGURES),
         expand("results/{experiment}/training_loss.csv", experiment=EXPERIMENTS),

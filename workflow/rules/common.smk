@@ -12,7 +12,8 @@ from pfami.cli import failed_job_errors
 from pfami.config import ConfigError, check_config, describe_experiment
 from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLES, with_given_folders
 from pfami.models import DIFFUSION_FAMILIES
-from pfami.versioning import FIGURES, VERDICT
+from pfami.versioning import AUDIT_DOCUMENT, AUDIT_DOCUMENT_BODY, FIGURES, VERDICT
+from pfami.versioning import AUDIT_FIGURES as AUDIT_FIGURE_NAMES
 
 try:
     check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -40,8 +41,7 @@ SOFTWARE_ENV = "../envs/pfami.yaml"
 EXPOSED_RECORDS_SHOWN = 8
 # The figures of the audit's document (rule audit_document), per experiment.
 AUDIT_FIGURES = {
-    name: {figure: f"results/{name}/figures/{figure}.png" for figure in ("roc", "training_loss", "exposed_records")}
-    for name in EXPERIMENTS
+    name: {figure: f"results/{name}/figures/{figure}.png" for figure in AUDIT_FIGURE_NAMES} for name in EXPERIMENTS
 }
 
 

@@ -62,8 +62,8 @@ rule audit_document:
         metrics=expand("results/{experiment}/metrics.json", experiment=EXPERIMENTS),
         figures=[AUDIT_FIGURES[name][figure] for name in EXPERIMENTS for figure in AUDIT_FIGURES[name]],
     output:
-        page=report("results/audit.html", caption="../report/audit.rst", category="Audit document"),
-        body="results/audit_body.html",
+        page=report(AUDIT_DOCUMENT, caption="../report/audit.rst", category="Audit document"),
+        body=AUDIT_DOCUMENT_BODY,
     params:
         figures=as_json(AUDIT_FIGURES),
         descriptions=as_json({name: describe_experiment(config["experiments"][name]) for name in EXPERIMENTS}),
