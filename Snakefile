@@ -9,6 +9,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# The first page of `snakemake --report`: the audit's document (rule audit_document).
+report: "workflow/report/workflow.rst"
+
+
 # PATH is extended with the running interpreter's folder (workflow/rules/common.smk).
 envvars:
     "PATH",
@@ -26,6 +30,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/baselines.smk"
+include: "workflow/rules/audit.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/versioning.smk"
 include: "workflow/rules/sample.smk"
@@ -53,8 +58,10 @@ rule all:
     input:
         "results/summary.md",
         "results/summary.csv",
+        AUDIT_DOCUMENT,
         VERDICT,
         expand("results/{experiment}/figures/{figure}.png", experiment=EXPERIMENTS, figure=FIGURES),
         expand("results/{experiment}/training_loss.csv", experiment=EXPERIMENTS),
+        expand("results/{experiment}/figures/exposed_records.png", experiment=EXPERIMENTS),
         expand("results/{experiment}/figures/samples_{role}.png", experiment=EXPERIMENTS, role=ROLES),
     default_target: True

@@ -108,16 +108,27 @@ def bootstrap_intervals(scores: np.ndarray, is_member: np.ndarray, threshold: fl
             for name, values in figures.items()}
 
 
+def target_metrics(target_scores: np.ndarray, target_is_member: np.ndarray, threshold: float, resamples: int,
+                   seed: int) -> dict:
+    """Every figure of the target records' scores: ROC figures, and ASR / TPR / FPR at a ``threshold``
+    fixed without the target's labels, with bootstrap intervals."""
+    point = operating_point(target_scores, target_is_member, threshold)
+    return {**roc_summary(target_scores, target_is_member), "asr": point["asr"], "threshold": threshold,
+            "threshold_tpr": point["tpr"], "threshold_fpr": point["fpr"],
+            "ci95": bootstrap_intervals(target_scores, target_is_member, threshold, resamples, seed),
+            "members": int(np.sum(target_is_member)), "non_members": int(np.sum(~np.asarray(target_is_member)))}
+
+
 def evaluate_attack(shadow_scores: np.ndarray, shadow_is_member: np.ndarray, target_scores: np.ndarray,
                     target_is_member: np.ndarray, resamples: int, seed: int) -> dict:
     """Every figure for one attack: ROC figures and ASR on the target with a shadow-fitted threshold."""
     threshold = fit_threshold(shadow_scores, shadow_is_member)
-    point = operating_point(target_scores, target_is_member, threshold)
-    return {**roc_summary(target_scores, target_is_member), "asr": point["asr"], "threshold": threshold,
-            "threshold_tpr": point["tpr"], "threshold_fpr": point["fpr"],
-            "shadow_asr": operating_point(shadow_scores, shadow_is_member, threshold)["asr"],
-            "ci95": bootstrap_intervals(target_scores, target_is_member, threshold, resamples, seed),
-            "members": int(np.sum(target_is_member)), "non_members": int(np.sum(~np.asarray(target_is_member)))}
+    result = target_metrics(target_scores, target_is_member, threshold, resamples, seed)
+    shadow_asr = operating_point(shadow_scores, shadow_is_member, threshold)["asr"]
+    # The keys in the order earlier releases wrote them (metrics.json diffs stay readable).
+    order = ("auc", *(f"tpr_at_{level:g}_fpr" for level in FPR_LEVELS), "asr", "threshold", "threshold_tpr",
+             "threshold_fpr", "shadow_asr", "ci95", "members", "non_members")
+    return {key: shadow_asr if key == "shadow_asr" else result[key] for key in order}
 
 
 def roc_points(scores: np.ndarray, is_member: np.ndarray) -> np.ndarray:

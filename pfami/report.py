@@ -14,6 +14,22 @@ def _with_interval(result: dict, key: str) -> str:
 
 
 COMPARED = COLUMNS[:3]
+BLIND_BASELINE_LABEL = "Blind baseline (images only, no model)"
+BLIND_WARNING = "Warning: the blind baseline"
+
+
+def blind_baseline_line(result: dict) -> str:
+    """One plain sentence on whether the blind baseline (``pfami.blind_baseline``) tells the target's members
+    from its non-members: a warning when the lower bound of its AUC interval is above 0.5."""
+    low, high = result["ci95"]["auc"]
+    figure = f"AUC {result['auc']:.3f} [{low:.3f}, {high:.3f}]"
+    if low > 0.5:
+        return (f"{BLIND_WARNING}, which sees only the images and never queries the model, tells the members from "
+                f"the non-members ({figure}): the two sets differ as images, so the attacks' AUCs above measure that "
+                "difference as well as any leakage.")
+    return (f"The blind baseline, which sees only the images and never queries the model, does not tell the members "
+            f"from the non-members ({figure}, the interval reaching 0.5): the attacks' AUCs are not a difference "
+            "between the two sets of images that it can see.")
 
 
 def intervals_overlap(first: list[float], second: list[float]) -> bool:
@@ -53,37 +69,61 @@ def sampler_line(sampling_section: dict | None) -> str:
             "objective), never a sampler, so they are the same whichever sampler generates images.")
 
 
+TABLE_HEADER = ("Attack", *(title for _, title in COLUMNS), "FPR at ASR threshold", "Queries")
+READING_GUIDE = (
+    "Members are the positive class. AUC and TPR at fixed FPR come from the target model's records; "
+    "ASR is the accuracy on the target records at a threshold fitted on the shadow model's records "
+    "(FPR at that threshold in its own column). Brackets: 95% bootstrap intervals (members and "
+    "non-members resampled separately). Queries: network evaluations per record on the target + "
+    "reference model. With n non-members the smallest non-zero FPR is 1/n, so TPR@0.1%FPR is the TPR "
+    "at zero false positives when n < 1000. The blind baseline is a classifier on the images alone (simple image "
+    "statistics, an SVM cross-fitted on the target's records, `pfami/blind_baseline.py`): no model queries, its "
+    "ASR at its own decision boundary; if it separates members from non-members, the two sets differ as images.")
+
+
+def table_rows(metrics: dict) -> list[list[str]]:
+    """One experiment's rows of the results table (``TABLE_HEADER``): every attack, then the blind baseline."""
+    rows = []
+    named = [(DISPLAY_NAMES.get(attack, attack), result) for attack, result in metrics["attacks"].items()]
+    if metrics.get("blind_baseline"):
+        named.append((BLIND_BASELINE_LABEL, metrics["blind_baseline"]))
+    for label, result in named:
+        queries = result["queries_per_record"]
+        rows.append([label, *(_with_interval(result, key) for key, _ in COLUMNS), f"{result['threshold_fpr']:.3f}",
+                     f"{queries['target']} + {queries['reference']}"])
+    return rows
+
+
+def records_line(metrics: dict) -> str:
+    records, clamped = metrics["records"], metrics["records_with_clamped_loss"]
+    return (f"{records['target_members']} members and {records['target_non_members']} non-members attacked; "
+            f"records with a clamped loss ratio: {clamped['target']} (target), {clamped['shadow']} (shadow).")
+
+
+def closing_lines(experiment: str, metrics: dict, sampling_by_experiment: dict[str, dict]) -> list[str]:
+    """The sentences under an experiment's table: the blind baseline's, the samplers', PFAMI against the best baseline."""
+    lines = []
+    if metrics.get("blind_baseline"):
+        lines.append(blind_baseline_line(metrics["blind_baseline"]))
+    if experiment in sampling_by_experiment:
+        lines.append(sampler_line(sampling_by_experiment[experiment]))
+    comparison = comparison_line(metrics["attacks"])
+    return lines + ([comparison] if comparison else [])
+
+
 def summary_markdown(metrics_by_experiment: dict[str, dict], descriptions: dict[str, str],
                      sampling_by_experiment: dict[str, dict] | None = None) -> str:
     """The markdown table; ``sampling_by_experiment`` holds the ``sampling`` section (possibly empty) of
     every diffusion experiment, whose block then says which samplers were varied."""
     sampling_by_experiment = sampling_by_experiment or {}
-    lines = ["# PFAMI reproduction: results", "",
-             "Members are the positive class. AUC and TPR at fixed FPR come from the target model's records; "
-             "ASR is the accuracy on the target records at a threshold fitted on the shadow model's records "
-             "(FPR at that threshold in its own column). Brackets: 95% bootstrap intervals (members and "
-             "non-members resampled separately). Queries: network evaluations per record on the target + "
-             "reference model. With n non-members the smallest non-zero FPR is 1/n, so TPR@0.1%FPR is the TPR "
-             "at zero false positives when n < 1000.", ""]
+    lines = ["# PFAMI reproduction: results", "", READING_GUIDE, ""]
     for experiment, metrics in metrics_by_experiment.items():
-        records = metrics["records"]
-        lines += [f"## {experiment}", "", descriptions.get(experiment, ""), "",
-                  f"{records['target_members']} members and {records['target_non_members']} non-members attacked; "
-                  f"records with a clamped loss ratio: {metrics['records_with_clamped_loss']['target']} (target), "
-                  f"{metrics['records_with_clamped_loss']['shadow']} (shadow).", "",
-                  "| Attack | " + " | ".join(title for _, title in COLUMNS) + " | FPR at ASR threshold | Queries |",
-                  "|---" * (len(COLUMNS) + 3) + "|"]
-        for attack, result in metrics["attacks"].items():
-            queries = result["queries_per_record"]
-            cells = [_with_interval(result, key) for key, _ in COLUMNS]
-            lines.append(f"| {DISPLAY_NAMES.get(attack, attack)} | " + " | ".join(cells) +
-                         f" | {result['threshold_fpr']:.3f} | {queries['target']} + {queries['reference']} |")
+        lines += [f"## {experiment}", "", descriptions.get(experiment, ""), "", records_line(metrics), "",
+                  "| " + " | ".join(TABLE_HEADER) + " |", "|---" * len(TABLE_HEADER) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in table_rows(metrics)]
         lines.append("")
-        if experiment in sampling_by_experiment:
-            lines += [sampler_line(sampling_by_experiment[experiment]), ""]
-        comparison = comparison_line(metrics["attacks"])
-        if comparison:
-            lines += [comparison, ""]
+        for line in closing_lines(experiment, metrics, sampling_by_experiment):
+            lines += [line, ""]
     return "\n".join(lines)
 
 
@@ -94,7 +134,9 @@ def summary_csv(metrics_by_experiment: dict[str, dict]) -> str:
     header += ["threshold_fpr", "target_queries", "reference_queries"]
     rows = [",".join(header)]
     for experiment, metrics in metrics_by_experiment.items():
-        for attack, result in metrics["attacks"].items():
+        rows_of = {**metrics["attacks"], **({"blind_baseline": metrics["blind_baseline"]} if "blind_baseline" in metrics
+                                            else {})}
+        for attack, result in rows_of.items():
             cells = [experiment, attack]
             for key, _ in COLUMNS:
                 cells += [f"{result[key]:.6g}", *(f"{bound:.6g}" for bound in result["ci95"][key])]

@@ -24,6 +24,9 @@ from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLE
 CONFIG_FILE = "config/config.yaml"
 # The figures `make_figures` draws for each experiment (results/{experiment}/figures/{name}.png).
 FIGURES = ("roc", "fluctuation", "score_distributions", "training_loss")
+# The audit's document (rule audit_document), its body alone, and the figures of each experiment it shows.
+AUDIT_DOCUMENT, AUDIT_DOCUMENT_BODY = "results/audit.html", "results/audit_body.html"
+AUDIT_FIGURES = ("roc", "training_loss", "exposed_records")
 # The reproduction verdict, and the schema's default for the reference it compares with.
 VERDICT = "results/reproduction.md"
 DEFAULT_REFERENCE_RESULTS = "results/reference_metrics.json"
@@ -79,14 +82,21 @@ STAGES = (
     Stage("score", ("score_attack", "score_baseline"), ("score_attack.py",), ("attack.smk", "baselines.smk"),
           ("seed", "attacks"), inputs=("fluctuations", "baselines"), targets=("scores/{attack}.csv",),
           outs={"scores": {}}),
+    # The blind baseline reads the target's records only (no model): a changed model or attack leaves it be.
+    Stage("blind", ("blind_baseline",), ("blind_baseline.py",), ("audit.smk",), ("seed", "data", "splits"),
+          inputs=("splits.json",), targets=("blind_baseline/scores.csv",), outs={"blind_baseline": {}}),
     Stage("evaluate", ("evaluate",), ("evaluate.py",), ("attack.smk",), ("seed", "evaluation"),
-          inputs=("scores", "fluctuations"), targets=("metrics.json",),
+          inputs=("scores", "fluctuations", "blind_baseline"), targets=("metrics.json",),
           metrics={"metrics.json": {"cache": False}}, plots={"roc": {"cache": False}}),
     # The loss-curve copy sits here, not in "train", so that editing it never makes DVC retrain the models.
     Stage("figures", ("make_figures", "collect_training_loss"), ("make_figures.py", "collect_training_loss.py"),
           ("report.smk", "versioning.smk"), (), inputs=("metrics.json", "roc", "scores", "fluctuations", "models"),
           targets=("figures/roc.png", "training_loss.csv"), outs={f"figures/{name}.png": {} for name in FIGURES},
           plots={"training_loss.csv": {"cache": False}}),
+    # The most exposed records: the attacks' scores, the blind baseline's and the records' images.
+    Stage("exposed", ("exposed_records",), ("exposed_records.py",), ("audit.smk",), (),
+          inputs=("splits.json", "scores", "blind_baseline"), targets=("figures/exposed_records.png",),
+          outs={"figures/exposed_records.png": {}, "exposed_records.csv": {}}),
     # The sample grids need the models only: a changed attack setting does not sample them again.
     Stage("samples", ("sample_images",), ("sample_images.py",), ("sample.smk",), ("sampling",), inputs=("models",),
           targets=("figures/samples_{sample_role}.png",),
@@ -194,14 +204,19 @@ def dvc_pipeline(experiments: dict[str, dict], project: Path,
                 if getattr(stage, kind):
                     definition[kind] = _tracked(getattr(stage, kind), experiment)
             stages[f"{stage.name}-{experiment}"] = definition
-    summary_code = ["scripts/make_summary.py", "workflow/rules/report.smk",
-                    *script_dependencies(project / "scripts/make_summary.py", project)]
+    summary_scripts = ["scripts/make_summary.py", "scripts/make_audit_document.py"]
+    summary_code = [*summary_scripts, "workflow/rules/report.smk",
+                    *(module for script in summary_scripts for module in script_dependencies(project / script, project))]
     stages["summary"] = {
-        "cmd": _stage_command(("make_summary",), ["results/summary.md", "results/summary.csv"]),
-        "deps": sorted(set(summary_code)) + [f"results/{experiment}/metrics.json" for experiment in experiments],
+        "cmd": _stage_command(("make_summary", "audit_document"),
+                              ["results/summary.md", "results/summary.csv", AUDIT_DOCUMENT]),
+        "deps": sorted(set(summary_code)) + [f"results/{experiment}/metrics.json" for experiment in experiments]
+        # The audit's document shows these figures of every experiment.
+        + [f"results/{experiment}/figures/{figure}.png" for experiment in experiments for figure in AUDIT_FIGURES],
         # The table's row labels describe each experiment's settings.
         "params": [{CONFIG_FILE: [f"experiments.{experiment}" for experiment in experiments]}],
-        "outs": [{"results/summary.md": {"cache": False}}, {"results/summary.csv": {"cache": False}}],
+        "outs": [{"results/summary.md": {"cache": False}}, {"results/summary.csv": {"cache": False}}, AUDIT_DOCUMENT,
+                 AUDIT_DOCUMENT_BODY],
     }
     # The reproduction verdict reads the committed reference results, which no stage writes.
     verdict_code = ["scripts/verify_reproduction.py", "workflow/rules/report.smk",

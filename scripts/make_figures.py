@@ -12,6 +12,7 @@ from pfami.io import load_arrays, read_scores
 from pfami.models import folder_family
 from pfami.models.folders import read_loss_curve
 from pfami.plots import plot_fluctuation_matrices, plot_loss_curves, plot_roc, plot_score_distributions
+from pfami.report import BLIND_BASELINE_LABEL
 
 
 def main(args: argparse.Namespace) -> None:
@@ -25,9 +26,13 @@ def main(args: argparse.Namespace) -> None:
         target_rows = read_scores(Path(args.scores_dir) / f"{attack}.csv")["target"]
         distributions[label] = (target_rows["scores"][target_rows["is_member"]],
                                 target_rows["scores"][~target_rows["is_member"]])
+    if "blind_baseline" in metrics:
+        curves[BLIND_BASELINE_LABEL] = np.loadtxt(Path(args.roc_dir) / "blind_baseline.csv", delimiter=",", skiprows=1,
+                                                  ndmin=2)
+        aucs[BLIND_BASELINE_LABEL] = metrics["blind_baseline"]["auc"]
     non_members = metrics["records"]["target_non_members"]
     plot_roc(curves, aucs, f"{args.experiment}: membership inference ROC", figures / "roc.png", 1.0 / non_members,
-             baseline_labels={DISPLAY_NAMES[name] for name in BASELINES})
+             baseline_labels={*(DISPLAY_NAMES[name] for name in BASELINES), BLIND_BASELINE_LABEL})
     plot_score_distributions(distributions, f"{args.experiment}: member vs non-member scores",
                              figures / "score_distributions.png")
 

@@ -107,24 +107,30 @@ def save_as_pngs(images: np.ndarray, folder: Path) -> None:
         Image.fromarray(pixels, "L").save(folder / f"record_{index:03d}.png")
 
 
-# The audit of a given model in the tiny run: its members by index file, its non-members as images
-# (appended after the 1797 digits, so their record ids follow).
+# The audit of a given model in the tiny run, on member and non-member sets that differ in
+# distribution: its members are digits 0-4 and its non-members digits 5-9, each a folder of PNGs
+# (appended after the 1797 digits, members first, so their record ids follow). The blind baseline
+# must see the shift.
 AUDIT_INPUTS = "audit_inputs"
-AUDIT_MEMBERS = list(range(0, 40, 2))
-AUDIT_NON_MEMBERS = list(range(1797, 1797 + 20))
+AUDIT_RECORDS_PER_SET = 50
+AUDIT_MEMBERS = list(range(1797, 1797 + AUDIT_RECORDS_PER_SET))
+AUDIT_NON_MEMBERS = list(range(1797 + AUDIT_RECORDS_PER_SET, 1797 + 2 * AUDIT_RECORDS_PER_SET))
 
 
 def audit_experiment(inputs: Path) -> dict:
-    """The tiny experiment as an audit: a 'foreign' DDPM saved here as the target, its member
-    indices in a file and its non-members (odd digits) as a folder of PNGs under ``inputs``."""
+    """The tiny experiment as an audit: a 'foreign' DDPM saved here as the target, its members (the first
+    digits 0-4) and its non-members (the first digits 5-9) as folders of PNGs under ``inputs``."""
+    from sklearn.datasets import load_digits
+
     from pfami.data import load_digits_images
 
     save_foreign_ddpm(inputs / "foreign")
-    (inputs / "members.json").write_text(json.dumps(AUDIT_MEMBERS))
-    save_as_pngs(load_digits_images(16)[1:40:2], inputs / "non_members")
+    images, labels = load_digits_images(16), load_digits().target
+    save_as_pngs(images[labels < 5][:AUDIT_RECORDS_PER_SET], inputs / "members")
+    save_as_pngs(images[labels >= 5][:AUDIT_RECORDS_PER_SET], inputs / "non_members")
     audit = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]["tiny"]
     audit["model"]["pretrained"] = str(inputs / "foreign")
-    audit["splits"].update(target_members_file=str(inputs / "members.json"),
+    audit["splits"].update(target_members_folder=str(inputs / "members"),
                            target_holdout_folder=str(inputs / "non_members"))
     audit["attacks"] = {"loss": {}, "pfami_met": {}}  # fewer jobs; the attacks have their own tests
     del audit["ablations"]

@@ -158,12 +158,12 @@ def test_a_full_diffusers_pipeline_folder_is_adopted(tmp_path):
 @pytest.mark.workflow
 def test_audit_of_a_given_model_runs_end_to_end(tiny_run):
     """The `audit` experiment of the session's tiny run (``tests.conftest.audit_experiment``): a tiny
-    'foreign' DDPM saved by the test, its members as an index file into the data and its non-members
-    as a folder of images; shadow and reference are trained on the data."""
+    'foreign' DDPM saved by the test, its members (digits 0-4) and its non-members (digits 5-9) as
+    folders of images; shadow and reference are trained on the data."""
     results = tiny_run / "results" / "audit"
     split_file = json.loads((results / "splits.json").read_text())
     splits = split_file["splits"]
-    assert split_file["record_count"] == 1797 + len(AUDIT_NON_MEMBERS)
+    assert split_file["record_count"] == 1797 + len(AUDIT_MEMBERS) + len(AUDIT_NON_MEMBERS)
     assert splits["target_members"] == AUDIT_MEMBERS and splits["target_holdout"] == AUDIT_NON_MEMBERS
     drawn = [index for name, indices in splits.items() if not name.startswith("target") for index in indices]
     assert max(drawn) < 1797, "shadow and reference records come from the data, not the given folder"
@@ -179,5 +179,24 @@ def test_audit_of_a_given_model_runs_end_to_end(tiny_run):
     with np.load(results / "losses" / "target-on-target.npz") as tensor:
         assert tensor["record_ids"].tolist() == AUDIT_MEMBERS + AUDIT_NON_MEMBERS
     metrics = json.loads((results / "metrics.json").read_text())
-    assert metrics["records"]["target_members"] == 20 and metrics["records"]["target_non_members"] == 20
+    assert metrics["records"]["target_members"] == metrics["records"]["target_non_members"] == len(AUDIT_MEMBERS)
     assert 0 <= metrics["attacks"]["pfami_met"]["auc"] <= 1
+
+
+@pytest.mark.workflow
+def test_the_blind_baseline_sees_the_shift_of_an_audit_and_the_summary_warns(tiny_run):
+    """Members digits 0-4, non-members digits 5-9: a classifier on the images alone tells them apart, and
+    the summary says so beside the attacks; on the tiny experiment's random splits it does not."""
+    metrics = json.loads((tiny_run / "results" / "audit" / "metrics.json").read_text())
+    blind = metrics["blind_baseline"]
+    assert blind["auc"] > 0.9 and blind["ci95"]["auc"][0] > 0.5, blind
+    assert blind["queries_per_record"] == {"target": 0, "reference": 0}
+    blocks = {block.split("\n", 1)[0]: block for block in (tiny_run / "results" / "summary.md").read_text().split("\n## ")[1:]}
+    audit_lines = blocks["audit"].splitlines()
+    warning = [line for line in audit_lines if line.startswith("Warning: the blind baseline")]
+    assert len(warning) == 1 and f"AUC {blind['auc']:.3f}" in warning[0], blocks["audit"]
+    # the sentence sits under the table, whose last row is the blind baseline's
+    row = next(index for index, line in enumerate(audit_lines) if line.startswith("| Blind baseline"))
+    assert audit_lines[row + 1] == "" and audit_lines[row + 2] == warning[0]
+    tiny = json.loads((tiny_run / "results" / "tiny" / "metrics.json").read_text())["blind_baseline"]
+    assert tiny["ci95"]["auc"][0] <= 0.5 and "Warning: the blind baseline" not in blocks["tiny"]

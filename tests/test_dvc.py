@@ -67,7 +67,7 @@ def test_a_changed_attack_setting_reruns_only_what_depends_on_it(versioned):
     models_before = model_files(versioned)
     output = run(versioned, "dvc", "exp", "run", "-S",
                  "config/config.yaml:experiments.tiny.attacks.pfami_met_single.strength_index=2")
-    assert stages_run(output) == {"score-tiny", "evaluate-tiny", "figures-tiny", "summary", "verdict"}
+    assert stages_run(output) == {"score-tiny", "evaluate-tiny", "figures-tiny", "exposed-tiny", "summary", "verdict"}
     # The verdict compares with the committed reference, not with what the experiment just wrote.
     assert ("Verdict: NOT REPRODUCED: tiny was run with other settings than the reference "
             "(attacks.pfami_met_single.strength_index)") in output

@@ -1,6 +1,7 @@
 """The summary's PFAMI-vs-best-baseline line, on hand-made metrics."""
 
-from pfami.report import comparison_line, intervals_overlap, sampler_line, summary_markdown
+from pfami.report import (BLIND_WARNING, blind_baseline_line, comparison_line, intervals_overlap, sampler_line,
+                          summary_csv, summary_markdown)
 
 
 def result(auc, auc_ci, asr=0.5, asr_ci=(0.45, 0.55), tpr=0.0, tpr_ci=(0.0, 0.02)):
@@ -57,3 +58,23 @@ def test_a_diffusion_block_says_which_samplers_were_varied_and_why_the_scores_ho
     markdown = summary_markdown({"ddpm": metrics, "vae": metrics}, {}, {"ddpm": {}})
     diffusion_block, vae_block = markdown.split("## vae")
     assert sampler_line({}) in diffusion_block.splitlines() and "Samplers varied" not in vae_block
+
+
+def test_the_blind_baseline_has_a_row_and_warns_only_when_its_interval_is_above_chance():
+    shifted = {**result(0.93, (0.5001, 0.97)), "queries_per_record": {"target": 0, "reference": 0}}
+    matched = {**result(0.55, (0.50, 0.61)), "queries_per_record": {"target": 0, "reference": 0}}
+    assert blind_baseline_line(shifted).startswith(BLIND_WARNING) and "AUC 0.930 [0.500, 0.970]" in blind_baseline_line(shifted)
+    assert "Warning" not in blind_baseline_line(matched) and "does not tell the members" in blind_baseline_line(matched)
+    base = {"records": {"target_members": 10, "target_non_members": 10},
+            "records_with_clamped_loss": {"target": 0, "shadow": 0}, "attacks": ATTACKS}
+    markdown = summary_markdown({"shifted": {**base, "blind_baseline": shifted}, "matched": {**base, "blind_baseline": matched},
+                                 "old": base}, {})
+    shifted_block, matched_block, old_block = markdown.split("## ")[1:]
+    lines = shifted_block.splitlines()
+    row = next(index for index, line in enumerate(lines) if line.startswith("| Blind baseline"))
+    assert lines[row].endswith("| 0.500 | 0 + 0 |") and lines[row - 1].startswith("| PIA |")
+    assert lines[row + 2] == blind_baseline_line(shifted)
+    assert BLIND_WARNING not in matched_block and blind_baseline_line(matched) in matched_block
+    assert "| Blind baseline" not in old_block  # metrics from before the blind baseline: no row, no sentence
+    csv = summary_csv({"shifted": {**base, "blind_baseline": shifted}})
+    assert csv.splitlines()[-1].startswith("shifted,blind_baseline,0.93,0.5001,0.97,") and csv.endswith(",0,0\n")

@@ -55,8 +55,14 @@ def test_every_artefact_is_there(tiny_run):
                          if name.endswith("_evaluations")}
                 assert spent and all(metrics["attacks"][attack]["queries_per_record"]["target"] == count
                                      for attack, count in spent.items())
-    for figure in ("roc", "fluctuation", "score_distributions", "training_loss"):
+    for figure in ("roc", "fluctuation", "score_distributions", "training_loss", "exposed_records"):
         assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+    # every target record's score and rank under every attack and the blind baseline
+    exposed = (results / "exposed_records.csv").read_text().splitlines()
+    assert len(exposed) == 1 + 48 and exposed[0].startswith("record_id,is_member,score_")
+    assert {f"rank_{attack}" for attack in [*ATTACKS, "blind_baseline"]} <= set(exposed[0].split(","))
+    assert metrics["blind_baseline"]["queries_per_record"] == {"target": 0, "reference": 0}
+    assert (results / "roc" / "blind_baseline.csv").exists()
     summary = (tiny_run / "results" / "summary.md").read_text()
     assert "## tiny" in summary and "| PFAMI_NNs |" in summary and "| Loss |" in summary and "| SecMI_NNs |" in summary
     assert "PFAMI vs the best baseline (per metric): AUC" in summary
@@ -87,8 +93,14 @@ def test_vae_experiment_runs_through_the_same_dag(tiny_run):
     # the SecMI / PIA baselines need a noise predictor: a VAE gets every other attack
     assert set(metrics["attacks"]) == set(ATTACKS) - set(FAMILY_OF)
     assert all(0 <= result["auc"] <= 1 for result in metrics["attacks"].values())
-    for figure in ("roc", "fluctuation", "score_distributions", "training_loss"):
+    for figure in ("roc", "fluctuation", "score_distributions", "training_loss", "exposed_records"):
         assert (results / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+    # every target record's score and rank under every attack and the blind baseline
+    exposed = (results / "exposed_records.csv").read_text().splitlines()
+    assert len(exposed) == 1 + 48 and exposed[0].startswith("record_id,is_member,score_")
+    assert {f"rank_{attack}" for attack in [*ATTACKS, "blind_baseline"]} <= set(exposed[0].split(","))
+    assert metrics["blind_baseline"]["queries_per_record"] == {"target": 0, "reference": 0}
+    assert (results / "roc" / "blind_baseline.csv").exists()
     for role in ROLES:  # one row of images decoded from prior draws per model
         assert (results / "figures" / f"samples_{role}.png").read_bytes()[:4] == b"\x89PNG"
     summary = (tiny_run / "results" / "summary.md").read_text()
@@ -203,10 +215,20 @@ def test_the_same_config_with_its_keys_in_another_order_plans_nothing(tiny_run, 
     assert "Nothing to be done" in result.stdout, result.stdout[-3000:]
 
 
-def test_html_report_holds_the_figures(tiny_run):
+def test_html_report_is_the_audits_document(tiny_run):
     run_snakemake(tiny_run, "--report", "report.html")
     report = (tiny_run / "report.html").read_text(errors="replace")
-    assert "roc.png" in report and "summary.md" in report
+    assert "roc.png" in report and "summary.md" in report and "exposed_records.png" in report
+    # Its first page is the audit's document: every experiment's table with the blind baseline's row, the
+    # audit's warning, the figures and the run's config.
+    first_page = report.split("Membership-inference audit", 1)[1]
+    assert all(f'id=\\"{name}\\"' in first_page or f'id="{name}"' in first_page
+               for name in ("tiny", "tiny_vae", "audit", "config"))
+    assert first_page.count("Blind baseline (images only, no model)") >= 5
+    assert "Warning: the blind baseline" in first_page and "data:image/png;base64," in first_page
+    assert "bootstrap_resamples" in first_page  # the config
+    document = (tiny_run / "results" / "audit.html").read_text()
+    assert document.startswith("<!doctype html>") and document.count("<img ") == 3 * 5  # 3 figures x 5 experiments
 
 
 def test_default_config_plans_the_whole_dag():

@@ -89,6 +89,7 @@ rule evaluate:
         scores=lambda w: expand("results/{experiment}/scores/{attack}.csv", experiment=w.experiment, attack=attacks_of(w)),
         shadow="results/{experiment}/fluctuations/shadow.npz",
         target="results/{experiment}/fluctuations/target.npz",
+        blind_baseline="results/{experiment}/blind_baseline/scores.csv",
     output:
         metrics="results/{experiment}/metrics.json",
         roc=directory("results/{experiment}/roc"),
@@ -104,6 +105,7 @@ rule evaluate:
         "results/{experiment}/logs/evaluate.log",
     shell:
         "python scripts/evaluate.py --experiment {wildcards.experiment} --scores {input.scores} "
-        "--target-features {input.target} --shadow-features {input.shadow} --bootstrap-resamples {params.resamples} "
+        "--target-features {input.target} --shadow-features {input.shadow} --blind-baseline-scores {input.blind_baseline} "
+        "--bootstrap-resamples {params.resamples} "
         "--seed {params.seed} --attack-settings {params.attacks:q} --output {output.metrics} --roc-dir {output.roc} "
         "> {log} 2>&1"

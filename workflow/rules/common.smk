@@ -12,7 +12,8 @@ from pfami.cli import failed_job_errors
 from pfami.config import ConfigError, check_config, describe_experiment
 from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLES, with_given_folders
 from pfami.models import DIFFUSION_FAMILIES
-from pfami.versioning import FIGURES, VERDICT
+from pfami.versioning import AUDIT_DOCUMENT, AUDIT_DOCUMENT_BODY, FIGURES, VERDICT
+from pfami.versioning import AUDIT_FIGURES as AUDIT_FIGURE_NAMES
 
 try:
     check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -34,6 +35,14 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PAT
 # The software of every rule, for `--software-deployment-method conda`; the supported way is
 # the pinned virtual environment the Makefile builds.
 SOFTWARE_ENV = "../envs/pfami.yaml"
+
+
+# Members and non-members shown in each experiment's figure of the most exposed records.
+EXPOSED_RECORDS_SHOWN = 8
+# The figures of the audit's document (rule audit_document), per experiment.
+AUDIT_FIGURES = {
+    name: {figure: f"results/{name}/figures/{figure}.png" for figure in AUDIT_FIGURE_NAMES} for name in EXPERIMENTS
+}
 
 
 def experiment(wildcards):

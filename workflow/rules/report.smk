@@ -54,6 +54,33 @@ rule make_summary:
         "--markdown {output.markdown} --csv {output.csv} > {log} 2>&1"
 
 
+# The audit's document: every experiment's table, blind-baseline sentence, ROC, most exposed records and
+# training curves, and the run's config, in one self-contained HTML page (pfami/audit_document.py); its
+# body is the first page of `snakemake --report` (workflow/report/workflow.rst).
+rule audit_document:
+    input:
+        metrics=expand("results/{experiment}/metrics.json", experiment=EXPERIMENTS),
+        figures=[AUDIT_FIGURES[name][figure] for name in EXPERIMENTS for figure in AUDIT_FIGURES[name]],
+    output:
+        page=report(AUDIT_DOCUMENT, caption="../report/audit.rst", category="Audit document"),
+        body=AUDIT_DOCUMENT_BODY,
+    params:
+        figures=as_json(AUDIT_FIGURES),
+        descriptions=as_json({name: describe_experiment(config["experiments"][name]) for name in EXPERIMENTS}),
+        sampling=as_json({name: config["experiments"][name].get("sampling", {}) for name in DIFFUSION_EXPERIMENTS}),
+        config=as_json(config),
+    conda:
+        SOFTWARE_ENV
+    # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
+    retries: 0
+    log:
+        "results/logs/audit_document.log",
+    shell:
+        "python scripts/make_audit_document.py --metrics {input.metrics} --figures {params.figures:q} "
+        "--descriptions {params.descriptions:q} --sampling {params.sampling:q} --config {params.config:q} "
+        "--page {output.page} --body {output.body} > {log} 2>&1"
+
+
 # The run's metrics against the committed reference results (pfami/reproduction.py): it never
 # compares with a file this run writes. A local rule, so that on SLURM too it runs where Snakemake was
 # started, and the verdict is printed there at the end of the run (onsuccess, in the Snakefile).
