@@ -16,6 +16,20 @@ import yaml
 from pfami.mechanisms import check_mechanism
 
 
+# The delta of the empirical epsilon (eps_lb in metrics.json) of a model trained without DP when
+# evaluation.delta is absent: below 1 / records for any data set this pipeline trains on. A DP-trained
+# model's eps_lb takes its own training.privacy.delta.
+DEFAULT_DELTA = 1e-5
+
+
+def evaluation_delta(experiment: dict) -> float:
+    """The delta at which an experiment's empirical epsilon is stated."""
+    privacy = experiment["training"].get("privacy")
+    if privacy:
+        return float(privacy["delta"])
+    return float(experiment["evaluation"].get("delta", DEFAULT_DELTA))
+
+
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and what to do."""
 

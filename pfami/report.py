@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pfami.attacks import BASELINES, DISPLAY_NAMES, PFAMI_ATTACKS
+from pfami.config import DEFAULT_DELTA
+from pfami.metrics import largest_provable_epsilon
 from pfami.sampling import sampling_settings
 
 COLUMNS = (("auc", "AUC"), ("asr", "ASR"), ("tpr_at_0.01_fpr", "TPR@1%FPR"), ("tpr_at_0.001_fpr", "TPR@0.1%FPR"))
@@ -64,20 +66,25 @@ def summary_markdown(metrics_by_experiment: dict[str, dict], descriptions: dict[
              "(FPR at that threshold in its own column). Brackets: 95% bootstrap intervals (members and "
              "non-members resampled separately). Queries: network evaluations per record on the target + "
              "reference model. With n non-members the smallest non-zero FPR is 1/n, so TPR@0.1%FPR is the TPR "
-             "at zero false positives when n < 1000.", ""]
+             "at zero false positives when n < 1000. eps_lb: the empirical lower bound on the epsilon of any "
+             "(epsilon, delta)-DP training that made the target model, from the errors at the ASR threshold "
+             "(one-sided 95% Clopper-Pearson bounds on FPR and FNR; delta in the block's header).", ""]
     for experiment, metrics in metrics_by_experiment.items():
         records = metrics["records"]
         lines += [f"## {experiment}", "", descriptions.get(experiment, ""), "",
                   f"{records['target_members']} members and {records['target_non_members']} non-members attacked; "
                   f"records with a clamped loss ratio: {metrics['records_with_clamped_loss']['target']} (target), "
-                  f"{metrics['records_with_clamped_loss']['shadow']} (shadow).", "",
-                  "| Attack | " + " | ".join(title for _, title in COLUMNS) + " | FPR at ASR threshold | Queries |",
-                  "|---" * (len(COLUMNS) + 3) + "|"]
+                  f"{metrics['records_with_clamped_loss']['shadow']} (shadow); eps_lb at delta = "
+                  f"{metrics.get('delta', DEFAULT_DELTA):g}, at most "
+                  f"{largest_provable_epsilon(records['target_non_members'], records['target_members'], metrics.get('delta', DEFAULT_DELTA)):.2f} "
+                  "with these record counts.", "",
+                  "| Attack | " + " | ".join(title for _, title in COLUMNS) + " | FPR at ASR threshold | eps_lb | Queries |",
+                  "|---" * (len(COLUMNS) + 4) + "|"]
         for attack, result in metrics["attacks"].items():
             queries = result["queries_per_record"]
             cells = [_with_interval(result, key) for key, _ in COLUMNS]
             lines.append(f"| {DISPLAY_NAMES.get(attack, attack)} | " + " | ".join(cells) +
-                         f" | {result['threshold_fpr']:.3f} | {queries['target']} + {queries['reference']} |")
+                         f" | {result['threshold_fpr']:.3f} | {result['eps_lb']:.2f} | {queries['target']} + {queries['reference']} |")
         lines.append("")
         if experiment in sampling_by_experiment:
             lines += [sampler_line(sampling_by_experiment[experiment]), ""]
@@ -91,14 +98,14 @@ def summary_csv(metrics_by_experiment: dict[str, dict]) -> str:
     header = ["experiment", "attack"]
     for key, _ in COLUMNS:
         header += [key, f"{key}_low", f"{key}_high"]
-    header += ["threshold_fpr", "target_queries", "reference_queries"]
+    header += ["threshold_fpr", "eps_lb", "target_queries", "reference_queries"]
     rows = [",".join(header)]
     for experiment, metrics in metrics_by_experiment.items():
         for attack, result in metrics["attacks"].items():
             cells = [experiment, attack]
             for key, _ in COLUMNS:
                 cells += [f"{result[key]:.6g}", *(f"{bound:.6g}" for bound in result["ci95"][key])]
-            cells += [f"{result['threshold_fpr']:.6g}", str(result["queries_per_record"]["target"]),
+            cells += [f"{result['threshold_fpr']:.6g}", f"{result['eps_lb']:.6g}", str(result["queries_per_record"]["target"]),
                       str(result["queries_per_record"]["reference"])]
             rows.append(",".join(cells))
     return "\n".join(rows) + "\n"

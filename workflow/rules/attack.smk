@@ -96,6 +96,7 @@ rule evaluate:
         resamples=lambda w: experiment(w)["evaluation"]["bootstrap_resamples"],
         seed=lambda w: experiment(w)["seed"],
         attacks=section("attacks"),
+        delta=lambda w: evaluation_delta(experiment(w)),
     conda:
         SOFTWARE_ENV
     # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
@@ -105,5 +106,5 @@ rule evaluate:
     shell:
         "python scripts/evaluate.py --experiment {wildcards.experiment} --scores {input.scores} "
         "--target-features {input.target} --shadow-features {input.shadow} --bootstrap-resamples {params.resamples} "
-        "--seed {params.seed} --attack-settings {params.attacks:q} --output {output.metrics} --roc-dir {output.roc} "
+        "--seed {params.seed} --delta {params.delta} --attack-settings {params.attacks:q} --output {output.metrics} --roc-dir {output.roc} "
         "> {log} 2>&1"
