@@ -16,6 +16,20 @@ import yaml
 from pfami.mechanisms import check_mechanism
 
 
+# The delta of the empirical epsilon (eps_lb in metrics.json) of a model trained without DP when
+# evaluation.delta is absent: below 1 / records for any data set this pipeline trains on. A DP-trained
+# model's eps_lb takes its own training.privacy.delta.
+DEFAULT_DELTA = 1e-5
+
+
+def evaluation_delta(experiment: dict) -> float:
+    """The delta at which an experiment's empirical epsilon is stated."""
+    privacy = experiment["training"].get("privacy")
+    if privacy:
+        return float(privacy["delta"])
+    return float(experiment["evaluation"].get("delta", DEFAULT_DELTA))
+
+
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and what to do."""
 
@@ -142,6 +156,35 @@ def check_ablations(where: str, experiment: dict) -> None:
                          f"{available} members and hold-outs per role; use at most {available}")
 
 
+# --- DP-SGD training ---------------------------------------------------------------------
+
+
+def check_privacy_settings(where: str, training: dict, members: int) -> None:
+    """The checks of ``training.privacy`` (DP-SGD, ``pfami.models.privacy``); ValueError naming the key.
+    The schema bounds the types; NaN and infinity are refused before. The layers are checked by Opacus
+    when the training job starts, before its first step."""
+    privacy = training.get("privacy")
+    if privacy is None:
+        return
+    key = f"{where}.training.privacy"
+    if privacy["epsilon"] <= 0:
+        raise ValueError(f"{key}.epsilon: {privacy['epsilon']} is not positive; give epsilon > 0 (or remove "
+                         "training.privacy to train without DP)")
+    if not 0 < privacy["delta"] < 1 / members:
+        raise ValueError(f"{key}.delta: {privacy['delta']} must lie in (0, 1 / members) = (0, {1 / members:.3g}) "
+                         f"for {members} members; lower it")
+    if privacy["max_grad_norm"] <= 0:
+        raise ValueError(f"{key}.max_grad_norm: {privacy['max_grad_norm']} is not positive; give a clipping norm > 0")
+    if training["batch_size"] >= members:
+        raise ValueError(f"{where}.training.batch_size: {training['batch_size']} must be below splits.members "
+                         f"({members}): DP-SGD samples each member with probability batch_size / members")
+    if training.get("gradient_clip"):
+        raise ValueError(f"{where}.training.gradient_clip: DP-SGD clips each record's gradient at "
+                         "training.privacy.max_grad_norm instead; set gradient_clip to null")
+    if training.get("precision", "fp32") != "fp32":
+        raise ValueError(f"{where}.training.precision: DP-SGD trains in fp32 only; set precision: fp32")
+
+
 # --- the whole config --------------------------------------------------------------------
 
 
@@ -230,6 +273,22 @@ def check_experiment(name: str, experiment: dict) -> None:
     training = experiment["training"]
     if training.get("warmup_steps", 0) >= training["steps"]:
         raise ConfigError(f"{where}.training.warmup_steps must be below training.steps")
+    try:
+        check_privacy_settings(where, training, splits["members"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if "privacy" in training and "delta" in experiment["evaluation"]:
+        raise ConfigError(f"{where}.evaluation.delta: a DP-trained model's eps_lb is stated at its "
+                          "training.privacy.delta; remove evaluation.delta")
+    delta = experiment["evaluation"].get("delta")
+    if delta is not None and delta >= 1 / splits["members"]:
+        raise ConfigError(f"{where}.evaluation.delta: {delta} must be below 1 / members ({1 / splits['members']:.3g})")
+    if "privacy" in model.get("autoencoder", {}).get("training", {}):
+        raise ConfigError(f"{where}.model.autoencoder.training.privacy: the autoencoder trains on records outside "
+                          "the splits, so DP protects no member there; DP-train the role models (training.privacy)")
+    if "privacy" in training and "pretrained" in model:
+        raise ConfigError(f"{where}.training.privacy: a given target model (model.pretrained) was trained elsewhere; "
+                          "its privacy cannot be set here (the key would DP-train only the shadow and reference)")
     try:
         check_ablations(where, experiment)
     except ValueError as error:

@@ -3,14 +3,25 @@
 TPR at FPR f is the TPR of the largest ROC point with FPR <= f. A single operating point
 (attack success rate, ASR) uses a threshold fitted on the shadow records, never on the target's
 labels. Intervals: percentile bootstrap, members and non-members resampled separately.
+
+The empirical lower bound on epsilon (``empirical_epsilon``) reads the same shadow-fitted threshold's
+decisions on the target records: an (epsilon, delta)-DP training algorithm caps every membership test
+by FPR + e^epsilon FNR >= 1 - delta and FNR + e^epsilon FPR >= 1 - delta, so upper confidence bounds on
+the test's two error rates give a lower bound on epsilon.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy.special import betaincinv
 from sklearn.metrics import auc, roc_curve
 
+from pfami.config import DEFAULT_DELTA
+
 FPR_LEVELS = (0.01, 0.001)
+EPSILON_CONFIDENCE = 0.95
 
 
 def _check(scores: np.ndarray, is_member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +105,41 @@ def resampled_figures(members: np.ndarray, non_members: np.ndarray, threshold: f
     return figures
 
 
+def clopper_pearson_upper(errors: int, trials: int, confidence: float = EPSILON_CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson upper bound on a rate with ``errors`` out of ``trials``: the p at which
+    P(Binomial(trials, p) <= errors) = 1 - confidence, i.e. the ``confidence`` quantile of
+    Beta(errors + 1, trials - errors); 1 when every trial is an error."""
+    if trials < 1 or not 0 <= errors <= trials:
+        raise ValueError(f"need 0 <= errors <= trials and trials >= 1, got {errors} errors in {trials} trials")
+    if errors == trials:
+        return 1.0
+    return float(betaincinv(errors + 1, trials - errors, confidence))
+
+
+def empirical_epsilon(false_positives: int, non_members: int, false_negatives: int, members: int, delta: float,
+                      confidence: float = EPSILON_CONFIDENCE) -> float:
+    """A lower bound on the epsilon of any (epsilon, delta)-DP algorithm that trained the attacked model,
+    from a membership test's errors at a threshold not chosen on the counted records:
+    max(0, ln((1 - delta - FNR_ub) / FPR_ub), ln((1 - delta - FPR_ub) / FNR_ub)), with one-sided
+    Clopper-Pearson upper bounds at ``confidence`` on both rates (a term whose numerator is not positive
+    proves nothing and counts as 0). Treats each record as one trial."""
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must lie in (0, 1), got {delta}")
+    fpr_upper = clopper_pearson_upper(false_positives, non_members, confidence)
+    fnr_upper = clopper_pearson_upper(false_negatives, members, confidence)
+    bound = 0.0
+    for numerator, denominator in ((1 - delta - fnr_upper, fpr_upper), (1 - delta - fpr_upper, fnr_upper)):
+        if numerator > 0:
+            bound = max(bound, math.log(numerator / denominator))
+    return bound
+
+
+def largest_provable_epsilon(non_members: int, members: int, delta: float,
+                             confidence: float = EPSILON_CONFIDENCE) -> float:
+    """The empirical epsilon of a perfect test (no errors): the most these record counts can prove."""
+    return empirical_epsilon(0, non_members, 0, members, delta, confidence)
+
+
 def bootstrap_intervals(scores: np.ndarray, is_member: np.ndarray, threshold: float, resamples: int, seed: int,
                         confidence: float = 0.95) -> dict[str, list[float]]:
     """Percentile intervals of every ``roc_summary`` figure and of the ASR at ``threshold``."""
@@ -109,25 +155,35 @@ def bootstrap_intervals(scores: np.ndarray, is_member: np.ndarray, threshold: fl
 
 
 def target_metrics(target_scores: np.ndarray, target_is_member: np.ndarray, threshold: float, resamples: int,
-                   seed: int) -> dict:
-    """Every figure of the target records' scores: ROC figures, and ASR / TPR / FPR at a ``threshold``
-    fixed without the target's labels, with bootstrap intervals."""
+                   seed: int, delta: float = DEFAULT_DELTA) -> dict:
+    """Every figure of the target records' scores: ROC figures, and ASR / TPR / FPR, the error counts and
+    the empirical epsilon (at ``delta``) at a ``threshold`` fixed without the target's labels, with
+    bootstrap intervals."""
     point = operating_point(target_scores, target_is_member, threshold)
+    target_scores, target_is_member = _check(target_scores, target_is_member)
+    predicted = target_scores >= threshold
+    members, non_members = int(target_is_member.sum()), int((~target_is_member).sum())
+    false_positives = int(predicted[~target_is_member].sum())
+    false_negatives = int((~predicted[target_is_member]).sum())
     return {**roc_summary(target_scores, target_is_member), "asr": point["asr"], "threshold": threshold,
             "threshold_tpr": point["tpr"], "threshold_fpr": point["fpr"],
             "ci95": bootstrap_intervals(target_scores, target_is_member, threshold, resamples, seed),
-            "members": int(np.sum(target_is_member)), "non_members": int(np.sum(~np.asarray(target_is_member)))}
+            "members": members, "non_members": non_members,
+            "false_positives": false_positives, "false_negatives": false_negatives,
+            "eps_lb": empirical_epsilon(false_positives, non_members, false_negatives, members, delta)}
 
 
 def evaluate_attack(shadow_scores: np.ndarray, shadow_is_member: np.ndarray, target_scores: np.ndarray,
-                    target_is_member: np.ndarray, resamples: int, seed: int) -> dict:
-    """Every figure for one attack: ROC figures and ASR on the target with a shadow-fitted threshold."""
+                    target_is_member: np.ndarray, resamples: int, seed: int, delta: float = DEFAULT_DELTA) -> dict:
+    """Every figure for one attack: ROC figures on the target; ASR, the error counts and the empirical
+    epsilon (at ``delta``) of the target records' decisions at the shadow-fitted threshold."""
     threshold = fit_threshold(shadow_scores, shadow_is_member)
-    result = target_metrics(target_scores, target_is_member, threshold, resamples, seed)
+    result = target_metrics(target_scores, target_is_member, threshold, resamples, seed, delta)
     shadow_asr = operating_point(shadow_scores, shadow_is_member, threshold)["asr"]
-    # The keys in the order earlier releases wrote them (metrics.json diffs stay readable).
+    # The keys in the order earlier releases wrote them (metrics.json diffs stay readable), then the new ones.
     order = ("auc", *(f"tpr_at_{level:g}_fpr" for level in FPR_LEVELS), "asr", "threshold", "threshold_tpr",
-             "threshold_fpr", "shadow_asr", "ci95", "members", "non_members")
+             "threshold_fpr", "shadow_asr", "ci95", "members", "non_members", "false_positives", "false_negatives",
+             "eps_lb")
     return {key: shadow_asr if key == "shadow_asr" else result[key] for key in order}
 
 

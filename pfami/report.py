@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pfami.attacks import BASELINES, DISPLAY_NAMES, PFAMI_ATTACKS
+from pfami.config import DEFAULT_DELTA
+from pfami.metrics import largest_provable_epsilon
 from pfami.sampling import sampling_settings
 
 COLUMNS = (("auc", "AUC"), ("asr", "ASR"), ("tpr_at_0.01_fpr", "TPR@1%FPR"), ("tpr_at_0.001_fpr", "TPR@0.1%FPR"))
@@ -69,14 +71,16 @@ def sampler_line(sampling_section: dict | None) -> str:
             "objective), never a sampler, so they are the same whichever sampler generates images.")
 
 
-TABLE_HEADER = ("Attack", *(title for _, title in COLUMNS), "FPR at ASR threshold", "Queries")
+TABLE_HEADER = ("Attack", *(title for _, title in COLUMNS), "FPR at ASR threshold", "eps_lb", "Queries")
 READING_GUIDE = (
     "Members are the positive class. AUC and TPR at fixed FPR come from the target model's records; "
     "ASR is the accuracy on the target records at a threshold fitted on the shadow model's records "
     "(FPR at that threshold in its own column). Brackets: 95% bootstrap intervals (members and "
     "non-members resampled separately). Queries: network evaluations per record on the target + "
     "reference model. With n non-members the smallest non-zero FPR is 1/n, so TPR@0.1%FPR is the TPR "
-    "at zero false positives when n < 1000. The blind baseline is a classifier on the images alone (simple image "
+    "at zero false positives when n < 1000. eps_lb: the empirical lower bound on the epsilon of any "
+    "(epsilon, delta)-DP training that made the target model, from the errors at the ASR threshold "
+    "(one-sided 95% Clopper-Pearson bounds on FPR and FNR; delta in the block's header). The blind baseline is a classifier on the images alone (simple image "
     "statistics, an SVM cross-fitted on the target's records, `pfami/blind_baseline.py`): no model queries, its "
     "ASR at its own decision boundary; if it separates members from non-members, the two sets differ as images.")
 
@@ -90,14 +94,17 @@ def table_rows(metrics: dict) -> list[list[str]]:
     for label, result in named:
         queries = result["queries_per_record"]
         rows.append([label, *(_with_interval(result, key) for key, _ in COLUMNS), f"{result['threshold_fpr']:.3f}",
-                     f"{queries['target']} + {queries['reference']}"])
+                     f"{result['eps_lb']:.2f}", f"{queries['target']} + {queries['reference']}"])
     return rows
 
 
 def records_line(metrics: dict) -> str:
     records, clamped = metrics["records"], metrics["records_with_clamped_loss"]
+    delta = metrics.get("delta", DEFAULT_DELTA)
+    provable = largest_provable_epsilon(records["target_non_members"], records["target_members"], delta)
     return (f"{records['target_members']} members and {records['target_non_members']} non-members attacked; "
-            f"records with a clamped loss ratio: {clamped['target']} (target), {clamped['shadow']} (shadow).")
+            f"records with a clamped loss ratio: {clamped['target']} (target), {clamped['shadow']} (shadow); "
+            f"eps_lb at delta = {delta:g}, at most {provable:.2f} with these record counts.")
 
 
 def closing_lines(experiment: str, metrics: dict, sampling_by_experiment: dict[str, dict]) -> list[str]:
@@ -131,7 +138,7 @@ def summary_csv(metrics_by_experiment: dict[str, dict]) -> str:
     header = ["experiment", "attack"]
     for key, _ in COLUMNS:
         header += [key, f"{key}_low", f"{key}_high"]
-    header += ["threshold_fpr", "target_queries", "reference_queries"]
+    header += ["threshold_fpr", "eps_lb", "target_queries", "reference_queries"]
     rows = [",".join(header)]
     for experiment, metrics in metrics_by_experiment.items():
         rows_of = {**metrics["attacks"], **({"blind_baseline": metrics["blind_baseline"]} if "blind_baseline" in metrics
@@ -140,7 +147,7 @@ def summary_csv(metrics_by_experiment: dict[str, dict]) -> str:
             cells = [experiment, attack]
             for key, _ in COLUMNS:
                 cells += [f"{result[key]:.6g}", *(f"{bound:.6g}" for bound in result["ci95"][key])]
-            cells += [f"{result['threshold_fpr']:.6g}", str(result["queries_per_record"]["target"]),
+            cells += [f"{result['threshold_fpr']:.6g}", f"{result['eps_lb']:.6g}", str(result["queries_per_record"]["target"]),
                       str(result["queries_per_record"]["reference"])]
             rows.append(",".join(cells))
     return "\n".join(rows) + "\n"

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pfami.metrics import (bootstrap_intervals, evaluate_attack, fit_threshold, operating_point, resampled_figures,
-                           roc_summary)
+from pfami.metrics import (bootstrap_intervals, clopper_pearson_upper, empirical_epsilon, evaluate_attack, fit_threshold,
+                           largest_provable_epsilon, operating_point, resampled_figures, roc_summary)
 
 # members: 0.9, 0.8, 0.4 ; non-members: 0.7, 0.3, 0.2, 0.1
 SCORES = np.array([0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1])
@@ -83,3 +83,61 @@ def test_bad_scores_are_refused():
         roc_summary(np.ones(3), np.ones(3, bool))
     with pytest.raises(ValueError, match="record index 1 is NaN"):
         roc_summary(np.array([0.1, np.nan]), np.array([True, False]))
+
+
+def reference_epsilon(false_positives, non_members, false_negatives, members, delta):
+    """The bound written out again from scipy.stats.beta, independently of pfami.metrics."""
+    from scipy.stats import beta
+
+    def upper(errors, trials):
+        return 1.0 if errors == trials else beta.ppf(0.95, errors + 1, trials - errors)
+
+    fpr, fnr = upper(false_positives, non_members), upper(false_negatives, members)
+    terms = [np.log((1 - delta - fnr) / fpr) if 1 - delta - fnr > 0 else 0.0,
+             np.log((1 - delta - fpr) / fnr) if 1 - delta - fpr > 0 else 0.0]
+    return max(0.0, *terms)
+
+
+def test_clopper_pearson_upper_bound_is_the_binomial_quantile():
+    from scipy.stats import binom
+
+    # by hand: with no error in n trials the bound solves (1 - p)^n = 0.05
+    assert clopper_pearson_upper(0, 200) == pytest.approx(1 - 0.05 ** (1 / 200), rel=1e-12)
+    for errors, trials in ((0, 10), (3, 10), (17, 200), (199, 200)):
+        upper = clopper_pearson_upper(errors, trials)
+        assert errors / trials < upper < 1
+        # the defining property: seeing this few errors has probability 5% at the bound
+        assert binom.cdf(errors, trials, upper) == pytest.approx(0.05, rel=1e-9)
+    assert clopper_pearson_upper(10, 10) == 1.0
+    with pytest.raises(ValueError, match="errors <= trials"):
+        clopper_pearson_upper(11, 10)
+
+
+@pytest.mark.parametrize("counts", [(0, 200, 0, 200, 1e-5), (10, 200, 150, 200, 1e-5), (150, 200, 10, 200, 1e-3),
+                                    (2, 50, 30, 40, 1e-2), (100, 200, 100, 200, 1e-5), (0, 1000, 990, 1000, 1e-6)])
+def test_empirical_epsilon_against_scipy_beta(counts):
+    expected = reference_epsilon(*counts)
+    assert empirical_epsilon(*counts) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_empirical_epsilon_by_hand():
+    # a chance-level test proves nothing
+    assert empirical_epsilon(100, 200, 100, 200, 1e-5) == 0.0
+    # a perfect test on 200 + 200 records: ln((1 - delta - u) / u) with u = 1 - 0.05^(1/200)
+    upper = 1 - 0.05 ** (1 / 200)
+    assert largest_provable_epsilon(200, 200, 1e-5) == pytest.approx(np.log((1 - 1e-5 - upper) / upper), rel=1e-9)
+    assert 4.18 < largest_provable_epsilon(200, 200, 1e-5) < 4.20
+    # the bound is symmetric in the two error kinds and grows as either error count falls
+    assert empirical_epsilon(5, 200, 120, 200, 1e-5) == pytest.approx(empirical_epsilon(120, 200, 5, 200, 1e-5))
+    assert empirical_epsilon(2, 200, 120, 200, 1e-5) > empirical_epsilon(5, 200, 120, 200, 1e-5) > 0
+    with pytest.raises(ValueError, match="delta"):
+        empirical_epsilon(0, 10, 0, 10, 0.0)
+
+
+def test_evaluate_attack_counts_the_errors_at_the_shadow_threshold():
+    target_scores = np.array([0.95, 0.5, 0.2, 0.75, 0.1, 0.05])
+    target_is_member = np.array([True, True, True, False, False, False])
+    result = evaluate_attack(SCORES, IS_MEMBER, target_scores, target_is_member, resamples=20, seed=0, delta=1e-3)
+    # threshold 0.35 (fitted on the shadow scores): member 0.2 missed, non-member 0.75 taken
+    assert (result["false_positives"], result["false_negatives"]) == (1, 1)
+    assert result["eps_lb"] == pytest.approx(reference_epsilon(1, 3, 1, 3, 1e-3))

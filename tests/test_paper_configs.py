@@ -43,5 +43,6 @@ def test_celeba_config_plans_the_whole_dag_against_a_stand_in_folder(tmp_path):
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE))
     assert counts == {"split_dataset": "1", "train_model": "3", "estimate_losses": "2", "extract_fluctuations": "2",
                       "score_attack": "6", "evaluate": "1", "make_figures": "1", "make_summary": "1", "all": "1",
-                      "collect_training_loss": "1", "sample_images": "1", "verify_reproduction": "1", "total": "21"}
+                      "collect_training_loss": "1", "sample_images": "1", "verify_reproduction": "1", "blind_baseline": "1",
+                      "exposed_records": "1", "audit_document": "1", "total": "24"}
     assert "celeba64_ddpm" in output and "results/tiny/" not in output

@@ -5,7 +5,7 @@ from pfami.report import (BLIND_WARNING, blind_baseline_line, comparison_line, i
 
 
 def result(auc, auc_ci, asr=0.5, asr_ci=(0.45, 0.55), tpr=0.0, tpr_ci=(0.0, 0.02)):
-    return {"auc": auc, "asr": asr, "tpr_at_0.01_fpr": tpr, "tpr_at_0.001_fpr": 0.0, "threshold_fpr": 0.5,
+    return {"auc": auc, "asr": asr, "tpr_at_0.01_fpr": tpr, "tpr_at_0.001_fpr": 0.0, "threshold_fpr": 0.5, "eps_lb": 0.0,
             "ci95": {"auc": list(auc_ci), "asr": list(asr_ci), "tpr_at_0.01_fpr": list(tpr_ci),
                      "tpr_at_0.001_fpr": [0.0, 0.0]},
             "queries_per_record": {"target": 2, "reference": 0}}
@@ -45,6 +45,9 @@ def test_summary_has_a_row_per_attack_and_the_comparison():
                "records_with_clamped_loss": {"target": 0, "shadow": 0}, "attacks": ATTACKS}
     markdown = summary_markdown({"exp": metrics}, {"exp": "a test"})
     assert "| PIA | 0.650 [0.610, 0.690]" in markdown and "| Loss |" in markdown
+    # the empirical epsilon column, and the most that 10 + 10 records can prove at the default delta
+    assert "| FPR at ASR threshold | eps_lb | Queries |" in markdown and "| 0.500 | 0.00 | 2 + 0 |" in markdown
+    assert "eps_lb at delta = 1e-05, at most 1.05 with these record counts." in markdown
     assert comparison_line(ATTACKS) in markdown.splitlines()
 
 
@@ -72,7 +75,7 @@ def test_the_blind_baseline_has_a_row_and_warns_only_when_its_interval_is_above_
     shifted_block, matched_block, old_block = markdown.split("## ")[1:]
     lines = shifted_block.splitlines()
     row = next(index for index, line in enumerate(lines) if line.startswith("| Blind baseline"))
-    assert lines[row].endswith("| 0.500 | 0 + 0 |") and lines[row - 1].startswith("| PIA |")
+    assert lines[row].endswith("| 0.500 | 0.00 | 0 + 0 |") and lines[row - 1].startswith("| PIA |")
     assert lines[row + 2] == blind_baseline_line(shifted)
     assert BLIND_WARNING not in matched_block and blind_baseline_line(matched) in matched_block
     assert "| Blind baseline" not in old_block  # metrics from before the blind baseline: no row, no sentence

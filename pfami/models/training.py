@@ -9,6 +9,10 @@ moving average of the weights, which becomes the model at the end; ``training.pr
 fp16 autocasts the forward pass on CUDA (ignored on CPU).
 Every random draw of a step comes from the one generator, so a resumed run is identical to an
 uninterrupted one.
+
+``training.privacy`` makes it DP-SGD (``pfami.models.privacy``): Poisson-sampled batches, per-record
+clipping and Gaussian noise from a second generator that the resumable state keeps too; the noise
+multiplier and the rest of the accounting are part of the settings (``training.json``).
 """
 
 from __future__ import annotations
@@ -35,9 +39,15 @@ def settings_digest(settings: dict) -> str:
 
 
 def training_settings(images: np.ndarray, model_config: dict, training: dict, seed: int) -> dict:
-    """What a trained model depends on; its digest keys the resumable state."""
-    return {"model": model_config, "training": training, "seed": seed, "records": int(len(images)),
-            "data": hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()}
+    """What a trained model depends on; its digest keys the resumable state. A DP training's accounting
+    (``privacy_accounting``: the noise multiplier, sampling rate, steps, accountant) is part of it."""
+    settings = {"model": model_config, "training": training, "seed": seed, "records": int(len(images)),
+                "data": hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()}
+    if training.get("privacy"):
+        from pfami.models.privacy import privacy_accounting
+        settings["privacy"] = privacy_accounting(training["privacy"], training["batch_size"], len(images),
+                                                 training["steps"])
+    return settings
 
 
 def learning_rate_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -87,6 +97,13 @@ def train_resumably(model: torch.nn.Module, step_loss: StepLoss, images: np.ndar
     autocast_dtype = AUTOCAST_DTYPES[training.get("precision", "fp32")] if device.type == "cuda" else None
     # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype is torch.float16)
+    accounting = settings.get("privacy")
+    network, noise_generator = model, None
+    if accounting is not None:
+        from pfami.models.privacy import private_training
+        # The clipped gradients' noise has its own generator (on the model's device, where Opacus draws it).
+        noise_generator = torch.Generator(device=device).manual_seed(seed ^ NOISE_SEED_KEY)
+        network, dp_optimiser = private_training(model, optimiser, accounting, noise_generator)
 
     state_path = Path(state_path) if state_path is not None else None
     if state_path is not None and state_path.exists():
@@ -96,6 +113,8 @@ def train_resumably(model: torch.nn.Module, step_loss: StepLoss, images: np.ndar
             optimiser.load_state_dict(state["optimiser"])
             lr_schedule.load_state_dict(state["lr_schedule"])
             generator.set_state(state["generator"])
+            if noise_generator is not None:
+                noise_generator.set_state(state["noise_generator"])
             start_step, loss_curve = int(state["step"]), list(state["loss_curve"])
             if ema is not None:
                 ema = {name: value.to(device) for name, value in state["ema"].items()}
@@ -112,6 +131,18 @@ def train_resumably(model: torch.nn.Module, step_loss: StepLoss, images: np.ndar
     progress = tqdm(range(start_step, last_step), initial=start_step, total=last_step, desc="train",
                     mininterval=5.0)
     for step in progress:
+        if accounting is not None:
+            loss = private_step(network, dp_optimiser, step_loss, data, accounting, generator, device, step)
+            lr_schedule.step()
+            if ema is not None:
+                update_ema(ema, model, ema_decay, step)
+            loss_curve.append(loss)
+            if step + 1 in snapshot_steps:
+                save_snapshot(step + 1, loss_curve)
+            if state_path is not None and (step + 1) % checkpoint_every == 0 and step + 1 < last_step:
+                save_training_state(state_path, model, optimiser, lr_schedule, generator, step + 1, loss_curve,
+                                    digest, ema, scaler, noise_generator)
+            continue
         batch_index = torch.randint(0, len(data), (batch_size,), generator=generator)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             loss = step_loss(model, data[batch_index].to(device), generator).float()
@@ -134,16 +165,44 @@ def train_resumably(model: torch.nn.Module, step_loss: StepLoss, images: np.ndar
             save_training_state(state_path, model, optimiser, lr_schedule, generator, step + 1, loss_curve, digest,
                                 ema, scaler)
             progress.set_postfix(loss=f"{np.mean(loss_curve[-checkpoint_every:]):.4f}")
+    if accounting is not None:
+        network._close()  # remove Opacus' hooks and per-sample gradients: the model is a plain module again
     if ema is not None:
         model.load_state_dict(ema)
     model.eval()
     return loss_curve
 
 
+# Mixed into the seed of a DP training's noise generator, so that its draws differ from the batches'.
+NOISE_SEED_KEY = 0x6E6F697365
+
+
+def private_step(network, dp_optimiser, step_loss: StepLoss, data: torch.Tensor, accounting: dict,
+                 generator: torch.Generator, device: torch.device, step: int) -> float:
+    """One DP-SGD step on a Poisson sample of ``data``; returns the sample's mean loss (NaN when empty)."""
+    from pfami.models.privacy import empty_batch_gradients, poisson_batch
+
+    batch_index = poisson_batch(len(data), accounting["sampling_rate"], generator)
+    dp_optimiser.zero_grad(set_to_none=True)
+    if len(batch_index) == 0:
+        empty_batch_gradients(network)
+        loss = float("nan")
+    else:
+        loss_tensor = step_loss(network, data[batch_index].to(device), generator).float()
+        if not torch.isfinite(loss_tensor):
+            raise FloatingPointError(f"training loss became {loss_tensor.item()} at step {step}; "
+                                     "lower training.learning_rate")
+        loss_tensor.backward()
+        loss = loss_tensor.item()
+    dp_optimiser.step()
+    return loss
+
+
 def save_training_state(path: Path, model, optimiser, lr_schedule, generator, step, loss_curve, digest, ema=None,
-                        scaler=None) -> None:
+                        scaler=None, noise_generator=None) -> None:
     state = {"settings_digest": digest, "step": step, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
              "lr_schedule": lr_schedule.state_dict(), "generator": generator.get_state(), "loss_curve": loss_curve,
-             "ema": ema, "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None}
+             "ema": ema, "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+             "noise_generator": noise_generator.get_state() if noise_generator is not None else None}
     with atomic_path(path) as temporary:
         torch.save(state, temporary)

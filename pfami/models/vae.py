@@ -87,6 +87,9 @@ def build_vae(image_size: int, channels: int, model_config: dict) -> ConvVAE:
 
 
 def _elbo_step_loss(vae: ConvVAE, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    # DP-SGD passes the VAE inside Opacus' per-sample-gradient wrapper, whose hooks sit on the layers:
+    # the VAE's own methods run on the module itself.
+    vae = getattr(vae, "_module", vae)
     noise = torch.randn((len(clean), vae.latent_dim), generator=generator).to(clean.device)
     return vae.negative_elbo(clean, noise).mean()
 

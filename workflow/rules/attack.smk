@@ -97,6 +97,7 @@ rule evaluate:
         resamples=lambda w: experiment(w)["evaluation"]["bootstrap_resamples"],
         seed=lambda w: experiment(w)["seed"],
         attacks=section("attacks"),
+        delta=lambda w: evaluation_delta(experiment(w)),
     conda:
         SOFTWARE_ENV
     # Cheap and deterministic: a failure here is bad input or a bug, which a retry cannot fix.
@@ -106,6 +107,6 @@ rule evaluate:
     shell:
         "python scripts/evaluate.py --experiment {wildcards.experiment} --scores {input.scores} "
         "--target-features {input.target} --shadow-features {input.shadow} --blind-baseline-scores {input.blind_baseline} "
-        "--bootstrap-resamples {params.resamples} "
-        "--seed {params.seed} --attack-settings {params.attacks:q} --output {output.metrics} --roc-dir {output.roc} "
+        "--bootstrap-resamples {params.resamples} --seed {params.seed} --delta {params.delta} "
+        "--attack-settings {params.attacks:q} --output {output.metrics} --roc-dir {output.roc} "
         "> {log} 2>&1"

@@ -9,7 +9,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from pfami.cli import failed_job_errors
-from pfami.config import ConfigError, check_config, describe_experiment
+from pfami.config import ConfigError, check_config, describe_experiment, evaluation_delta
 from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLES, with_given_folders
 from pfami.models import DIFFUSION_FAMILIES
 from pfami.versioning import AUDIT_DOCUMENT, AUDIT_DOCUMENT_BODY, FIGURES, VERDICT
