@@ -132,3 +132,12 @@ def snapshot_losses(wildcards):
     losses = {str(step): f"{folder}/ablations/losses/target_step_{step}-on-target.npz" for step in snapshots_to_train(wildcards)}
     losses[str(experiment(wildcards)["training"]["steps"])] = f"{folder}/losses/target-on-target.npz"
     return losses
+
+
+# The privacy study (workflow/rules/privacy.smk).
+def study_labels(wildcards):
+    return [name.rsplit("eps_", 1)[1] for name in PRIVACY_EXPERIMENTS]
+
+
+def study_files(pattern):
+    return lambda wildcards: [pattern.format(experiment=name) for name in PRIVACY_EXPERIMENTS]

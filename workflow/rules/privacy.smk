@@ -2,14 +2,6 @@
 # its experiments privacy/{base}/eps_* go through the main run's rules; this collects them.
 
 
-def study_labels(wildcards):
-    return [name.rsplit("eps_", 1)[1] for name in PRIVACY_EXPERIMENTS]
-
-
-def study_files(pattern):
-    return lambda wildcards: [pattern.format(experiment=name) for name in PRIVACY_EXPERIMENTS]
-
-
 rule privacy_study:
     wildcard_constraints:
         base="[A-Za-z0-9][A-Za-z0-9_.-]*",
