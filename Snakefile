@@ -20,7 +20,7 @@ envvars:
 
 include: "workflow/rules/common.smk"
 wildcard_constraints:
-    experiment="|".join(EXPERIMENTS),
+    experiment=EXPERIMENT_PATTERN,
     role="target|shadow|reference",
     model="target|shadow|reference",
     records="target|shadow",
@@ -35,6 +35,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/versioning.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/ablations.smk"
+include: "workflow/rules/privacy.smk"
 
 
 localrules:

@@ -322,6 +322,29 @@ def check_config(config: dict, schema_path: str | Path) -> None:
         raise ConfigError(f"{key}: {error.message}; see config/README.md")
     for name, experiment in config["experiments"].items():
         check_experiment(name, experiment)
+    check_privacy_study(config, schema)
+
+
+def check_privacy_study(config: dict, schema: dict) -> None:
+    """The ``privacy`` section (``pfami.privacy_study``): its own keys, then each experiment it derives,
+    against the experiment schema and the checks above, an error naming ``privacy.KEY``."""
+    from pfami.privacy_study import check_study_settings, study_experiments
+
+    try:
+        check_study_settings(config)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    experiment_schema = {"$ref": "#/$defs/experiment", "$defs": schema["$defs"]}
+    for name, experiment in study_experiments(config)[0].items():
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(experiment_schema).iter_errors(experiment))
+        if error is not None:
+            key = ".".join(str(part) for part in error.absolute_path)
+            raise ConfigError(f"privacy.{key}: {error.message} (in the study's experiment {name}); see config/README.md")
+        try:
+            check_experiment(name, experiment)
+        except ConfigError as error:
+            raise ConfigError(str(error).replace(f"experiments.{name}.", "privacy.")) from None
 
 
 def describe_experiment(experiment: dict) -> str:

@@ -104,3 +104,48 @@ def plot_sample_grid(rows: dict[str, np.ndarray], title: str, path: str | Path) 
         row_axes[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     figure.suptitle(title)
     _save(figure, path)
+
+
+def plot_privacy_study(rows: list[dict], display_names: dict[str, str], largest_provable: float, title: str,
+                       path: str | Path) -> None:
+    """AUC, TPR@1%FPR and the empirical epsilon of every attack against the training's epsilon (log axis;
+    the non-private model at the right, past the largest epsilon), with chance levels, the line
+    eps_lb = epsilon (a point above it would break the DP guarantee) and the most the record counts prove."""
+    finite = sorted({row["epsilon"] for row in rows if np.isfinite(row["epsilon"])})
+    no_dp = finite[-1] * 4 if finite else 1.0
+    position = {epsilon: epsilon for epsilon in finite} | {np.inf: no_dp}
+    attacks = list(dict.fromkeys(row["attack"] for row in rows))
+    figure, panels = plt.subplots(1, 3, figsize=(15, 4.6))
+    for attack in attacks:
+        own = sorted((row for row in rows if row["attack"] == attack), key=lambda row: row["epsilon"])
+        x = [position[row["epsilon"]] for row in own]
+        for axes, key in zip(panels, ("auc", "tpr_at_0.01_fpr", "eps_lb")):
+            axes.plot(x, [row[key] for row in own], marker="o", linewidth=1.3, label=display_names.get(attack, attack))
+    panels[0].axhline(0.5, color="k", linestyle="--", linewidth=1, label="chance")
+    panels[1].axhline(0.01, color="k", linestyle="--", linewidth=1, label="chance")
+    line = np.array([min(finite or [1.0]) / 2, no_dp])
+    panels[2].plot(line, line, color="r", linewidth=1.2, label="eps_lb = epsilon (the DP bound)")
+    panels[2].axhline(largest_provable, color="grey", linestyle=":", linewidth=1.2,
+                      label=f"most these records can prove ({largest_provable:.2f})")
+    labels = [f"{epsilon:g}" for epsilon in finite] + ["no DP"]
+    for axes, ylabel in zip(panels, ("AUC", "TPR at 1% FPR", "empirical epsilon (lower bound)")):
+        axes.set(xscale="log", xlabel="training epsilon (DP-SGD)", ylabel=ylabel)
+        axes.set_xticks(finite + [no_dp], labels)
+        axes.minorticks_off()
+        axes.grid(True, alpha=0.3)
+    panels[2].set_ylim(0, max(largest_provable * 1.1, max(row["eps_lb"] for row in rows) * 1.1))
+    panels[0].legend(fontsize=7, loc="upper left")
+    panels[2].legend(fontsize=7, loc="upper left")
+    figure.suptitle(title)
+    _save(figure, path)
+
+
+def plot_image_rows(images: dict[str, np.ndarray], title: str, path: str | Path) -> None:
+    """Saved image grids ({label: RGB(A) array}) stacked one per row, each labelled."""
+    figure, rows = plt.subplots(len(images), 1, figsize=(10, 1.9 * len(images)), squeeze=False)
+    for axes, (label, image) in zip(rows[:, 0], images.items()):
+        axes.imshow(image)
+        axes.set_axis_off()
+        axes.set_title(label, fontsize=9, loc="left")
+    figure.suptitle(title)
+    _save(figure, path)

@@ -153,3 +153,56 @@ def test_good_privacy_settings_pass_and_evaluation_delta_is_checked():
     config["experiments"]["tiny"]["evaluation"]["delta"] = 0.05
     with pytest.raises(ConfigError, match=r"evaluation.delta: 0.05 must be below 1 / members \(0.0417\)"):
         check_config(config, SCHEMA)
+
+
+# --- the privacy study's experiments and its check --------------------------------------------------
+
+STUDY = {"experiment": "tiny", "epsilons": [4, 1], "delta": 1e-2, "max_grad_norm": 1.0,
+         "training": {"steps": 6}, "attacks": ["loss", "pfami_met"]}
+
+
+def test_the_study_derives_one_experiment_per_epsilon_and_shares_the_non_private_roles():
+    from pfami.privacy_study import study_experiments
+
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["privacy"] = {**STUDY, "private_roles": ["target"]}
+    check_config(config, SCHEMA)
+    experiments, shared = study_experiments(config)
+    assert list(experiments) == ["privacy/tiny/eps_inf", "privacy/tiny/eps_4", "privacy/tiny/eps_1"]
+    plain, private = experiments["privacy/tiny/eps_inf"], experiments["privacy/tiny/eps_1"]
+    assert "privacy" not in plain["training"] and plain["evaluation"]["delta"] == 1e-2
+    assert private["training"]["privacy"] == {"epsilon": 1, "delta": 1e-2, "max_grad_norm": 1.0}
+    assert private["training"]["steps"] == 6 and "delta" not in private["evaluation"]
+    assert list(private["attacks"]) == ["loss", "pfami_met"] and "ablations" not in private
+    assert shared["privacy/tiny/eps_1"] == {"shadow": "privacy/tiny/eps_inf", "reference": "privacy/tiny/eps_inf"}
+    assert "privacy/tiny/eps_inf" not in shared
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"experiment": "nope"}, "privacy.experiment: 'nope' is not an experiment of this config"),
+    ({"epsilons": [4, 0]}, "privacy.epsilons: [0] are not positive"),
+    ({"delta": 0.05}, "privacy.delta: 0.05 must lie in (0, 1 / members)"),
+    ({"max_grad_norm": -1}, "privacy.max_grad_norm: -1 is not positive"),
+    ({"private_roles": ["shadow"]}, "privacy.private_roles: must include target"),
+    ({"attacks": ["secret"]}, "privacy.attacks: ['secret'] are not attacks of experiments.tiny"),
+    ({"training": {"gradient_clip": 1.0}}, "privacy.training.gradient_clip: DP-SGD clips"),
+    ({"training": {"stepz": 3}}, "privacy.training: Additional properties are not allowed"),
+])
+def test_bad_study_settings_are_refused_with_the_key(change, message):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["privacy"] = {**STUDY, **change}
+    with pytest.raises(ConfigError) as error:
+        check_config(config, SCHEMA)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_the_study_fails_loudly_when_an_empirical_epsilon_exceeds_its_epsilon():
+    from pfami.privacy_study import check_no_violation, violations
+
+    rows = [{"attack": "loss", "epsilon": float("inf"), "eps_lb": 3.0, "delta": 1e-3},
+            {"attack": "loss", "epsilon": 1.0, "eps_lb": 0.4, "delta": 1e-3}]
+    check_no_violation(rows)
+    rows.append({"attack": "pfami_met", "epsilon": 1.0, "eps_lb": 1.2, "delta": 1e-3})
+    assert violations(rows) == rows[2:]
+    with pytest.raises(AssertionError, match="pfami_met at epsilon 1: eps_lb 1.200"):
+        check_no_violation(rows)

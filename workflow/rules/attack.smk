@@ -2,8 +2,8 @@
 # model's, from one job: importing torch and diffusers costs seconds per process.
 rule estimate_losses:
     input:
-        attacked_model="results/{experiment}/models/{records}",
-        reference_model="results/{experiment}/models/reference",
+        attacked_model=lambda w: model_dir(w, w.records),
+        reference_model=lambda w: model_dir(w, "reference"),
         splits="results/{experiment}/splits.json",
     output:
         attacked_model="results/{experiment}/losses/{records}-on-{records}.npz",

@@ -9,8 +9,8 @@ from pfami.config import FAMILY_OF, family_settings
 # shadow records (the pair every attack of the family scores): torch and diffusers are imported once.
 rule estimate_baselines:
     input:
-        target_model="results/{experiment}/models/target",
-        shadow_model="results/{experiment}/models/shadow",
+        target_model=lambda w: model_dir(w, "target"),
+        shadow_model=lambda w: model_dir(w, "shadow"),
         splits="results/{experiment}/splits.json",
     output:
         target="results/{experiment}/baselines/{family}-target-on-target.npz",

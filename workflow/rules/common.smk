@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from pfami.cli import failed_job_errors
 from pfami.config import ConfigError, check_config, describe_experiment, evaluation_delta
 from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLES, with_given_folders
 from pfami.models import DIFFUSION_FAMILIES
+from pfami.privacy_study import study_experiments
 from pfami.versioning import AUDIT_DOCUMENT, AUDIT_DOCUMENT_BODY, FIGURES, VERDICT
 from pfami.versioning import AUDIT_FIGURES as AUDIT_FIGURE_NAMES
 
@@ -23,6 +25,13 @@ except ConfigError as error:
 validate(config, "../schemas/config.schema.yaml")
 
 EXPERIMENTS = list(config["experiments"])
+# The privacy study's experiments (config section `privacy`, pfami/privacy_study.py): built by the rules
+# like any experiment, but only for the `privacy` target. SHARED_MODELS: {experiment: {role: the
+# experiment whose model that role uses}} (the non-private roles of a DP experiment).
+PRIVACY_EXPERIMENTS, SHARED_MODELS = study_experiments(config)
+PRIVACY_BASES = [config["privacy"]["experiment"]] if PRIVACY_EXPERIMENTS else []
+ALL_EXPERIMENTS = {**config["experiments"], **PRIVACY_EXPERIMENTS}
+EXPERIMENT_PATTERN = "|".join(EXPERIMENTS + [re.escape(name) for name in PRIVACY_EXPERIMENTS])
 # The committed results that the reproduction verdict compares a run with (rule verify_reproduction).
 REFERENCE_RESULTS = config["reference_results"]
 # When this Snakemake started: the verdict is printed at the end only if this run wrote it.
@@ -46,7 +55,13 @@ AUDIT_FIGURES = {
 
 
 def experiment(wildcards):
-    return config["experiments"][wildcards.experiment]
+    return ALL_EXPERIMENTS[wildcards.experiment]
+
+
+def model_dir(wildcards, role):
+    """The folder of a role's model in a job's experiment (a privacy study's shared roles: another's)."""
+    owner = SHARED_MODELS.get(wildcards.experiment, {}).get(role, wildcards.experiment)
+    return f"results/{owner}/models/{role}"
 
 
 def as_json(value):
@@ -126,3 +141,12 @@ def snapshot_losses(wildcards):
     losses = {str(step): f"{folder}/ablations/losses/target_step_{step}-on-target.npz" for step in snapshots_to_train(wildcards)}
     losses[str(experiment(wildcards)["training"]["steps"])] = f"{folder}/losses/target-on-target.npz"
     return losses
+
+
+# The privacy study (workflow/rules/privacy.smk).
+def study_labels(wildcards):
+    return [name.rsplit("eps_", 1)[1] for name in PRIVACY_EXPERIMENTS]
+
+
+def study_files(pattern):
+    return lambda wildcards: [pattern.format(experiment=name) for name in PRIVACY_EXPERIMENTS]

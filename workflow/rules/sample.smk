@@ -2,7 +2,7 @@
 # costs more than sampling these small models.
 rule sample_images:
     input:
-        models=expand("results/{{experiment}}/models/{role}", role=ROLES),
+        models=lambda w: [model_dir(w, role) for role in ROLES],
     output:
         target=report(
             "results/{experiment}/figures/samples_target.png", caption="../report/samples.rst", category="{experiment}"
