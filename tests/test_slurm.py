@@ -126,8 +126,9 @@ def test_tiny_workflow_runs_through_slurm_and_matches_a_local_run(cluster, versi
 
     jobs = jobs_of(cluster, workdir)
     # Every job of the DAG (all but the local target rule `all`) was a SLURM batch job that completed;
-    # the CPU jobs after estimation as one group job (the profile's `groups`).
-    expected = {"estimate_losses": 2, "cpu_tail": 1}
+    # the CPU jobs after estimation as one group job (the profile's `groups`), and the blind baseline,
+    # which needs only the splits, as its own.
+    expected = {"estimate_losses": 2, "blind_baseline": 1, "cpu_tail": 1}
     assert {rule: sum(job["rule"] == rule for job in jobs) for rule in expected} == expected, jobs
     assert len(jobs) == sum(expected.values()), jobs
     assert {job["state"] for job in jobs} == {"COMPLETED"}, jobs
