@@ -71,6 +71,16 @@ def load_arrays(path: str | Path, required: tuple[str, ...]) -> dict[str, np.nda
     return arrays
 
 
+def write_scores(path: str | Path, roles: dict[str, dict[str, np.ndarray]]) -> None:
+    """A scores CSV (``read_scores``' layout) from {role: {record_ids, is_member, scores}}, atomically."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "w") as handle:
+            handle.write("record_id,role,is_member,score\n")
+            for role, rows in roles.items():
+                for record_id, is_member, score in zip(rows["record_ids"], rows["is_member"], rows["scores"]):
+                    handle.write(f"{record_id},{role},{int(is_member)},{score:.9g}\n")
+
+
 def read_scores(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """A scores CSV as {role: {record_ids, is_member, scores}}."""
     path = Path(path)

@@ -6,7 +6,7 @@ import argparse
 from pfami.blind_baseline import blind_baseline_scores
 from pfami.cli import json_value, run
 from pfami.data import open_split_data, records_of
-from pfami.io import atomic_path
+from pfami.io import write_scores
 from pfami.seeding import derived_seed
 
 
@@ -15,11 +15,7 @@ def main(args: argparse.Namespace) -> None:
     record_ids, records, is_member = records_of(images, splits, "target", args.attacked_per_part)
     scores = blind_baseline_scores(records, is_member, derived_seed(args.seed, "blind_baseline"))
     # The attacks' scores format (scripts/score_attack.py), with target rows only: nothing is fitted on shadow records.
-    with atomic_path(args.output) as temporary:
-        with open(temporary, "w") as handle:
-            handle.write("record_id,role,is_member,score\n")
-            for record_id, member, score in zip(record_ids, is_member, scores):
-                handle.write(f"{record_id},target,{int(member)},{score:.9g}\n")
+    write_scores(args.output, {"target": {"record_ids": record_ids, "is_member": is_member, "scores": scores}})
     print(f"blind baseline: scored {len(scores)} target records ({int(is_member.sum())} members)")
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from pfami.attacks import base_attack, score_attack, uses_torch
 from pfami.cli import json_value, run
-from pfami.io import atomic_path, load_arrays
+from pfami.io import load_arrays, write_scores
 from pfami.seeding import derived_seed
 
 
@@ -20,12 +20,7 @@ def main(args: argparse.Namespace) -> None:
     target = load_arrays(args.target_features, ("is_member", "record_ids"))
     shadow_scores, target_scores = score_attack(args.attack, args.settings, shadow, target,
                                                 derived_seed(args.seed, "attack", base_attack(args.attack)))
-    with atomic_path(args.output) as temporary:
-        with open(temporary, "w") as handle:
-            handle.write("record_id,role,is_member,score\n")
-            for role, arrays, scores in (("shadow", shadow, shadow_scores), ("target", target, target_scores)):
-                for record_id, is_member, score in zip(arrays["record_ids"], arrays["is_member"], scores):
-                    handle.write(f"{record_id},{role},{int(is_member)},{score:.9g}\n")
+    write_scores(args.output, {"shadow": {**shadow, "scores": shadow_scores}, "target": {**target, "scores": target_scores}})
     print(f"{args.attack}: scored {len(shadow_scores)} shadow and {len(target_scores)} target records; "
           f"target score mean {np.mean(target_scores):.4g}")
 
