@@ -7,12 +7,14 @@ Run it under `flock /work/heavy.lock` (or alone) for a figure to quote:
 
 import argparse
 import json
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce_default import PROJECT, speed_probe, timed_snakemake  # noqa: E402
+from reproduce_default import PROJECT, idle_core_seconds, job_timeline, speed_probe, timed_snakemake  # noqa: E402
 
 
 def main() -> None:
@@ -22,11 +24,14 @@ def main() -> None:
     parser.add_argument("--output", default=str(PROJECT / "benchmarks" / "results" / "privacy_study.json"))
     args = parser.parse_args()
     shutil.rmtree(PROJECT / "results" / "privacy" / args.base, ignore_errors=True)
+    since = time.time() - 1
     wall, peak, cpu = timed_snakemake(PROJECT, ["--cores", str(args.cores), "privacy"])
+    timeline = job_timeline(PROJECT, since)
     result = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_gb": round(peak / 1e9, 2),
-              "cores": args.cores, "probe_s_per_step": round(speed_probe(), 3)}
+              "cores": args.cores, "probe_s_per_step": round(speed_probe(), 3), "jobs": len(timeline),
+              "idle_core_seconds": round(idle_core_seconds(timeline, os.cpu_count() if args.cores == "all" else int(args.cores))), "timeline": timeline}
     Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result))
+    print(json.dumps({key: value for key, value in result.items() if key != "timeline"}))
 
 
 if __name__ == "__main__":

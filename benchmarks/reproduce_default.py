@@ -58,14 +58,18 @@ def timed_snakemake(workdir: Path, arguments: list[str]) -> tuple[float, int, fl
     """Run Snakemake to the end: its wall time in seconds, the peak summed RSS in bytes, and the CPU
     seconds of Snakemake and every job (on N cores, wall time can not beat CPU seconds / N)."""
     start, peak, cpu_before = time.monotonic(), 0, children_cpu_seconds()
-    snakemake = psutil.Popen([*SNAKEMAKE, *arguments], cwd=workdir, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
-    while snakemake.poll() is None:
-        peak = max(peak, tree_rss(snakemake))
-        time.sleep(0.2)
-    if snakemake.returncode != 0:
-        sys.exit(f"snakemake failed (exit {snakemake.returncode}); logs under {workdir}/results\n"
-                 f"{snakemake.stderr.read()[-2000:]}")
+    # Snakemake's log goes to a file, not a pipe: a pipe nobody reads while it runs fills up (64 KiB,
+    # about 80 jobs' worth) and blocks Snakemake for good.
+    with tempfile.TemporaryFile("w+") as log:
+        snakemake = psutil.Popen([*SNAKEMAKE, *arguments], cwd=workdir, stdout=subprocess.DEVNULL, stderr=log,
+                                 text=True)
+        while snakemake.poll() is None:
+            peak = max(peak, tree_rss(snakemake))
+            time.sleep(0.2)
+        if snakemake.returncode != 0:
+            log.seek(0)
+            sys.exit(f"snakemake failed (exit {snakemake.returncode}); logs under {workdir}/results\n"
+                     f"{log.read()[-2000:]}")
     return time.monotonic() - start, peak, children_cpu_seconds() - cpu_before
 
 

@@ -1,6 +1,8 @@
 # The two loss tensors that H of one role's records needs, the attacked model's and the reference
 # model's, from one job: importing torch and diffusers costs seconds per process.
 rule estimate_losses:
+    wildcard_constraints:
+        experiment=OWN_REFERENCE_PATTERN,
     input:
         attacked_model=lambda w: model_dir(w, w.records),
         reference_model=lambda w: model_dir(w, "reference"),
@@ -16,6 +18,9 @@ rule estimate_losses:
         seed=lambda w: experiment(w)["seed"],
         family=lambda w: experiment(w)["model"]["family"],
         device=config["device"],
+        reference_model=lambda w, input, output: f"--model reference {input.reference_model} {output.reference_model}"
+        if "reference_model" in output.keys()
+        else "",
     threads: 1
     # Priorities put long jobs first, so that none is left running alone at the end: training
     # (10, VAEs 9), the baseline queries (8: they need only the target and shadow models), this
@@ -32,16 +37,27 @@ rule estimate_losses:
     shell:
         "python scripts/estimate_losses.py --data {params.data:q} --splits-file {input.splits} "
         "--records {wildcards.records} --attacked-per-part {params.attacked:q} "
-        "--model {wildcards.records} {input.attacked_model} {output.attacked_model} "
-        "--model reference {input.reference_model} {output.reference_model} "
+        "--model {wildcards.records} {input.attacked_model} {output.attacked_model} {params.reference_model} "
         "--family {params.family} --estimation {params.estimation:q} --perturbation {params.perturbation:q} "
         "--seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+# A DP experiment of the privacy study whose reference model is shared: only the attacked model's losses
+# (the reference's are its owner's, see reference_losses).
+use rule estimate_losses as estimate_attacked_losses with:
+    wildcard_constraints:
+        experiment=SHARED_REFERENCE_PATTERN,
+    input:
+        attacked_model=lambda w: model_dir(w, w.records),
+        splits="results/{experiment}/splits.json",
+    output:
+        attacked_model="results/{experiment}/losses/{records}-on-{records}.npz",
 
 
 rule extract_fluctuations:
     input:
         attacked_model="results/{experiment}/losses/{records}-on-{records}.npz",
-        reference_model="results/{experiment}/losses/reference-on-{records}.npz",
+        reference_model=reference_losses,
     output:
         "results/{experiment}/fluctuations/{records}.npz",
     params:

@@ -64,6 +64,20 @@ def model_dir(wildcards, role):
     return f"results/{owner}/models/{role}"
 
 
+# A DP experiment of the privacy study that shares the non-private one's reference model also shares its
+# reference losses: the same model on the same records with the same estimation and noise gives the same
+# tensors byte for byte, so they are estimated once (rule estimate_attacked_losses).
+SHARED_REFERENCE = [name for name, roles in SHARED_MODELS.items() if "reference" in roles]
+SHARED_REFERENCE_PATTERN = "|".join(re.escape(name) for name in SHARED_REFERENCE) or "(?!)"  # (?!): matches nothing
+OWN_REFERENCE_PATTERN = "|".join(re.escape(name) for name in ALL_EXPERIMENTS if name not in SHARED_REFERENCE)
+
+
+def reference_losses(wildcards):
+    """The reference model's loss tensor on a job's records (a shared reference model's: its owner's)."""
+    owner = SHARED_MODELS.get(wildcards.experiment, {}).get("reference", wildcards.experiment)
+    return f"results/{owner}/losses/reference-on-{wildcards.records}.npz"
+
+
 def as_json(value):
     """``value`` as JSON for a rule's params, every mapping's keys sorted: Snakemake reruns a job whose
     params changed, so they must depend on the config's values only, never on the order of its keys.
