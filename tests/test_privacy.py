@@ -1,6 +1,7 @@
 """DP-SGD training (pfami.models.privacy): the accounting, the step, resuming, and the config checks."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -206,3 +207,23 @@ def test_the_study_fails_loudly_when_an_empirical_epsilon_exceeds_its_epsilon():
     assert violations(rows) == rows[2:]
     with pytest.raises(AssertionError, match="pfami_met at epsilon 1: eps_lb 1.200"):
         check_no_violation(rows)
+
+
+def test_the_study_plans_dp_training_on_a_gpu_and_estimates_the_shared_references_losses_once():
+    """`snakemake -n privacy` on the default config, through the SLURM profile: every DP training asks
+    for a GPU like any training, and the reference's loss tensors, the same model's on the same records
+    at every epsilon, are estimated once, by the non-private experiment."""
+    from tests.conftest import run_snakemake
+
+    plan = run_snakemake(PROJECT, "-n", "--forceall", "--profile", "workflow/profiles/slurm", "privacy").stdout
+    jobs = re.findall(r"^rule (\w+):\n((?:(?!rule ).*\n)*?)\s+resources: (.*)$", plan, re.MULTILINE)
+    trainings = [(block, requested) for rule, block, requested in jobs if rule == "train_model"]
+    private = [block for block, _ in trainings if "eps_inf" not in block]
+    assert len(private) == 6 and all("gpu=1" in requested for _, requested in trainings)  # 3 epsilons x 2 roles
+    estimated = re.findall(r"output: (\S+/losses/\S+?)(?:, (\S+))?\n", plan)
+    written = {path for pair in estimated for path in pair if path}
+    references = {path for path in written if "/reference-on-" in path}
+    assert references == {f"results/privacy/digits_ddpm/eps_inf/losses/reference-on-{records}.npz"
+                          for records in ("target", "shadow")}
+    assert len(written - references) == 8  # each experiment's target and shadow model on its own records
+    assert all("gpu=1" in requested for rule, _, requested in jobs if rule.startswith("estimate_"))
