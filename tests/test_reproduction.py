@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from pfami.reproduction import (AUC_TOLERANCE, DIFFERENT, IDENTICAL, WITHIN, closing_line, reference_document,
-                                tolerances, verdict, verdict_markdown)
+from pfami.reproduction import (AUC_TOLERANCE, DIFFERENT, IDENTICAL, MOVES_WITH_THE_CPU, WITHIN, closing_line,
+                                reference_document, tolerances, verdict, verdict_markdown)
 
 PROJECT_SCRIPT = "scripts/verify_reproduction.py"
 
@@ -54,6 +54,24 @@ def test_one_record_of_difference_is_within_tolerance_and_the_run_is_reproduced(
     assert [row["status"] for row in result["rows"]] == [WITHIN]
     assert result["reproduced"]
     assert closing_line(result).startswith("Verdict: REPRODUCED.")
+
+
+def test_the_authors_resnet_may_differ_on_another_cpu_only_and_is_named():
+    reference = _reference(_metrics(loss=0.765, pfami_nns=0.85, pfami_nns_resnet=0.783))
+    run = _metrics(loss=0.765, pfami_nns=0.85, pfami_nns_resnet=0.810)
+    elsewhere = verdict({"exp": run}, SETTINGS, reference, machine="another CPU")
+    assert {row["attack"]: row["status"] for row in elsewhere["rows"]}["pfami_nns_resnet"] == MOVES_WITH_THE_CPU
+    assert elsewhere["reproduced"]
+    assert closing_line(elsewhere).startswith("Verdict: REPRODUCED, but for the authors' ResNet: exp pfami_nns_resnet "
+                                              "differ beyond tolerance")
+    assert "reference made on test CPU, this run on another CPU" in closing_line(elsewhere)
+    # On the reference's own CPU the same difference is a difference.
+    same_cpu = verdict({"exp": run}, SETTINGS, reference, machine="test CPU")
+    assert {row["attack"]: row["status"] for row in same_cpu["rows"]}["pfami_nns_resnet"] == DIFFERENT
+    assert not same_cpu["reproduced"]
+    # Elsewhere, any other attack that differs still decides the verdict: the default SVM holds still.
+    run["attacks"]["pfami_nns"]["auc"] = 0.86
+    assert not verdict({"exp": run}, SETTINGS, reference, machine="another CPU")["reproduced"]
 
 
 def test_other_settings_no_reference_and_missing_attacks_are_said_plainly():
