@@ -7,14 +7,14 @@ Run it under `flock /work/heavy.lock` (or alone) for a figure to quote:
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce_default import PROJECT, idle_core_seconds, job_timeline, speed_probe, timed_snakemake  # noqa: E402
+from reproduce_default import (PROJECT, core_count, idle_core_seconds, job_timeline, speed_probe,  # noqa: E402
+                               timed_snakemake)
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     timeline = job_timeline(PROJECT, since)
     result = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_gb": round(peak / 1e9, 2),
               "cores": args.cores, "probe_s_per_step": round(speed_probe(), 3), "jobs": len(timeline),
-              "idle_core_seconds": round(idle_core_seconds(timeline, os.cpu_count() if args.cores == "all" else int(args.cores))), "timeline": timeline}
+              "idle_core_seconds": round(idle_core_seconds(timeline, core_count(args.cores))), "timeline": timeline}
     Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({key: value for key, value in result.items() if key != "timeline"}))
 

@@ -59,7 +59,7 @@ def timed_snakemake(workdir: Path, arguments: list[str]) -> tuple[float, int, fl
     seconds of Snakemake and every job (on N cores, wall time can not beat CPU seconds / N)."""
     start, peak, cpu_before = time.monotonic(), 0, children_cpu_seconds()
     # Snakemake's log goes to a file, not a pipe: a pipe nobody reads while it runs fills up (64 KiB,
-    # about 80 jobs' worth) and blocks Snakemake for good.
+    # about 60 jobs' worth) and blocks Snakemake for good.
     with tempfile.TemporaryFile("w+") as log:
         snakemake = psutil.Popen([*SNAKEMAKE, *arguments], cwd=workdir, stdout=subprocess.DEVNULL, stderr=log,
                                  text=True)
@@ -132,6 +132,11 @@ def idle_core_seconds(timeline: list[dict], cores: int) -> float:
         return 0.0
     end = max(job["end"] for job in timeline)
     return sum(max(0, cores - sum(job["start"] <= second < job["end"] for job in timeline)) for second in range(int(end)))
+
+
+def core_count(cores: str) -> int:
+    """The number of cores that Snakemake's ``--cores`` value ("all" or N) gives it."""
+    return os.cpu_count() if cores == "all" else int(cores)
 
 
 def speed_probe() -> float:
@@ -209,7 +214,7 @@ def main() -> None:
               "jobs": sum(jobs.values()), "jobs_per_rule": jobs,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
               "config": Path(args.configfile).name, "target": "ablations" if args.ablations else "all", "auc": metrics,
-              "idle_core_seconds": round(idle_core_seconds(timeline, os.cpu_count() if args.cores == "all" else int(args.cores))),
+              "idle_core_seconds": round(idle_core_seconds(timeline, core_count(args.cores))),
               "timeline": timeline}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(record, indent=1) + "\n")

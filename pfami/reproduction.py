@@ -108,8 +108,8 @@ def verdict(metrics_by_experiment: dict[str, dict], settings_by_experiment: dict
     ``MOVES_WITH_THE_CPU``."""
     from pfami.attacks import uses_torch
 
-    made = (reference or {}).get("made", {})
-    other_cpu = bool(made.get("machine")) and made["machine"] != (machine or cpu_name())
+    made, machine = (reference or {}).get("made", {}), machine or cpu_name()
+    other_cpu = bool(made.get("machine")) and made["machine"] != machine
     experiments = (reference or {}).get("experiments", {})
     rows, changed, missing = [], {}, []
     for name, metrics in metrics_by_experiment.items():
@@ -139,7 +139,7 @@ def verdict(metrics_by_experiment: dict[str, dict], settings_by_experiment: dict
     reproduced = bool(rows) and not missing and not changed and all(
         row["status"] in (IDENTICAL, WITHIN, MOVES_WITH_THE_CPU) for row in rows)
     return {"rows": rows, "changed_settings": changed, "no_reference": missing, "reproduced": reproduced,
-            "made": made, "machine": machine or cpu_name()}
+            "made": made, "machine": machine}
 
 
 def _number(value: float | None) -> str:

@@ -58,10 +58,14 @@ def experiment(wildcards):
     return ALL_EXPERIMENTS[wildcards.experiment]
 
 
+def owner_of(wildcards, role):
+    """The experiment whose model a role of a job's experiment is (a privacy study's shared roles: another)."""
+    return SHARED_MODELS.get(wildcards.experiment, {}).get(role, wildcards.experiment)
+
+
 def model_dir(wildcards, role):
     """The folder of a role's model in a job's experiment (a privacy study's shared roles: another's)."""
-    owner = SHARED_MODELS.get(wildcards.experiment, {}).get(role, wildcards.experiment)
-    return f"results/{owner}/models/{role}"
+    return f"results/{owner_of(wildcards, role)}/models/{role}"
 
 
 # A DP experiment of the privacy study that shares the non-private one's reference model also shares its
@@ -74,8 +78,7 @@ OWN_REFERENCE_PATTERN = "|".join(re.escape(name) for name in ALL_EXPERIMENTS if 
 
 def reference_losses(wildcards):
     """The reference model's loss tensor on a job's records (a shared reference model's: its owner's)."""
-    owner = SHARED_MODELS.get(wildcards.experiment, {}).get("reference", wildcards.experiment)
-    return f"results/{owner}/losses/reference-on-{wildcards.records}.npz"
+    return f"results/{owner_of(wildcards, 'reference')}/losses/reference-on-{wildcards.records}.npz"
 
 
 def as_json(value):
