@@ -64,5 +64,5 @@ rule all:
         expand("results/{experiment}/figures/{figure}.png", experiment=EXPERIMENTS, figure=FIGURES),
         expand("results/{experiment}/training_loss.csv", experiment=EXPERIMENTS),
         expand("results/{experiment}/figures/exposed_records.png", experiment=EXPERIMENTS),
-        expand("results/{experiment}/figures/samples_{role}.png", experiment=EXPERIMENTS, role=ROLES),
+        [f"results/{name}/figures/samples_{role}.png" for name in EXPERIMENTS for role in trained_roles(config["experiments"][name])],
     default_target: True

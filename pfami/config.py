@@ -270,6 +270,9 @@ def check_experiment(name: str, experiment: dict) -> None:
         if missing:
             raise ConfigError(f"{where}.splits: a given target model (model.pretrained) needs {' and '.join(missing)}, "
                               "the records it was and was not trained on")
+        if experiment.get("reference_model") == "crossed":
+            raise ConfigError(f"{where}.reference_model: a given target model (model.pretrained) may have trained on "
+                              "the shadow's records, so it cannot calibrate them; set reference_model: own")
     training = experiment["training"]
     if training.get("warmup_steps", 0) >= training["steps"]:
         raise ConfigError(f"{where}.training.warmup_steps must be below training.steps")
@@ -369,4 +372,6 @@ def describe_experiment(experiment: dict) -> str:
             f"{experiment['splits']['members']} members per model; perturbation: {experiment['perturbation']['mechanism']} "
             f"x {len(experiment['perturbation']['strengths'])} strengths, "
             f"{proxy}, "
-            f"{'common' if experiment['estimation'].get('common_noise', True) else 'independent'} noise.")
+            f"{'common' if experiment['estimation'].get('common_noise', True) else 'independent'} noise"
+            + ("; crossed reference (the shadow and target models calibrate each other's records)."
+               if experiment.get("reference_model") == "crossed" else "."))

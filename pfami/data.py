@@ -24,6 +24,10 @@ from PIL import Image, UnidentifiedImageError
 ROLES = ("target", "shadow", "reference")
 # The roles whose records are attacked: the target's, and the shadow's that attacks are fitted on.
 ATTACKED_ROLES = ("target", "shadow")
+# How a record set's reference model is chosen (``reference_model``): "own", the paper's, a third model
+# trained on its own disjoint split; "crossed", the other attacked role's model, which never saw the records
+# either (the shadow model calibrates the target's records, the target model the shadow's): one model fewer.
+REFERENCE_MODELS = ("own", "crossed")
 SPLIT_NAMES = tuple(f"{role}_{part}" for role in ROLES for part in ("members", "holdout"))
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SOURCES = ("digits", "image_folder", "tiny_imagenet", "cifar10", "npz")
@@ -38,6 +42,18 @@ HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N")
 FINGERPRINT_CHUNK_BYTES = 64 * 2**20
 
 log = logging.getLogger(__name__)
+
+
+def reference_role(experiment: dict, records: str) -> str:
+    """The role whose model calibrates the records of ``records`` (an attacked role) in ``experiment``."""
+    if experiment.get("reference_model", "own") == "own":
+        return "reference"
+    return {"target": "shadow", "shadow": "target"}[records]
+
+
+def trained_roles(experiment: dict) -> tuple[str, ...]:
+    """The roles whose models an experiment has: a crossed reference needs no third one."""
+    return ROLES if experiment.get("reference_model", "own") == "own" else ATTACKED_ROLES
 
 
 class DataError(ValueError):

@@ -56,6 +56,8 @@ def study_experiments(config: dict) -> tuple[dict[str, dict], dict[str, dict[str
     base_name = study["experiment"]
     base = copy.deepcopy(config["experiments"][base_name])
     base.pop("ablations", None)
+    # The study's reference model is its own non-private one, shared (``private_roles``), never a crossed DP model.
+    base["reference_model"] = "own"
     for section in OVERRIDDEN_SECTIONS:
         if section in study:
             base[section] = _merged(base.get(section, {}), study[section])

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pfami.config import FAMILY_OF
-from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLES
+from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, trained_roles
 
 CONFIG_FILE = "config/config.yaml"
 # The figures `make_figures` draws for each experiment (results/{experiment}/figures/{name}.png).
@@ -62,10 +62,10 @@ STAGES = (
           ("seed", "data", "splits", "model.autoencoder"), inputs=("splits.json",), targets=("autoencoder",),
           outs={"autoencoder": {}}, families=("ldm",)),
     Stage("train", ("train_model",), ("train_model.py",), ("train.smk",), ("seed", "data", "model", "training"),
-          inputs=("splits.json", "autoencoder"), targets=tuple(f"models/{role}" for role in ROLES),
+          inputs=("splits.json", "autoencoder"), targets=("models/{role}",),
           outs={"models": {}}),
     Stage("estimate", ("estimate_losses",), ("estimate_losses.py",), ("attack.smk",),
-          ("seed", "data", "splits", "estimation", "perturbation"), inputs=("splits.json", "models"),
+          ("seed", "data", "splits", "estimation", "perturbation", "reference_model"), inputs=("splits.json", "models"),
           targets=tuple(f"losses/{model}-on-{records}.npz" for records in ATTACKED_ROLES
                         for model in (records, "reference")),
           outs={"losses": {}}),
@@ -98,9 +98,9 @@ STAGES = (
           inputs=("splits.json", "scores", "blind_baseline"), targets=("figures/exposed_records.png",),
           outs={"figures/exposed_records.png": {}, "exposed_records.csv": {}}),
     # The sample grids need the models only: a changed attack setting does not sample them again.
-    Stage("samples", ("sample_images",), ("sample_images.py",), ("sample.smk",), ("sampling",), inputs=("models",),
-          targets=("figures/samples_{sample_role}.png",),
-          outs={f"figures/samples_{role}.png": {} for role in ROLES}),
+    Stage("samples", ("sample_images", "sample_attacked_models"), ("sample_images.py",), ("sample.smk",),
+          ("sampling",), inputs=("models",), targets=("figures/samples_{role}.png",),
+          outs={"figures/samples_{role}.png": {}}),
 )
 
 
@@ -149,8 +149,8 @@ def _stage_command(rules: tuple[str, ...], targets: list[str]) -> str:
 def _targets(stage: Stage, experiment: str, settings: dict) -> list[str]:
     """The stage's Snakemake targets: one per attack where a target names ``{attack}``, one per
     baseline family the attacks use where it names ``{family}`` (none: the stage is left out), one
-    per role's sample grid where it names ``{sample_role}`` (every family has one); none where the
-    stage is for other model families."""
+    model where it names ``{role}`` (the trained roles: every family has them); none where the stage is
+    for other model families."""
     if stage.families is not None and settings["model"]["family"] not in stage.families:
         return []
     attacks = list(settings["attacks"])
@@ -159,8 +159,8 @@ def _targets(stage: Stage, experiment: str, settings: dict) -> list[str]:
     for target in stage.targets:
         for attack in attacks:
             for family in families if "{family}" in target else [None]:
-                for sample_role in ROLES if "{sample_role}" in target else [None]:
-                    paths.append(target.format(attack=attack, family=family, sample_role=sample_role))
+                for role in trained_roles(settings) if "{role}" in target else [None]:
+                    paths.append(target.format(attack=attack, family=family, role=role))
     return [f"results/{experiment}/{path}" for path in dict.fromkeys(paths)]
 
 
@@ -172,7 +172,10 @@ def _has_key(settings: dict, dotted: str) -> bool:
     return True
 
 
-def _tracked(paths: dict[str, dict], experiment: str) -> list:
+def _tracked(paths: dict[str, dict], experiment: str, settings: dict) -> list:
+    """DVC's entries for ``paths`` below the experiment's folder, one per model where a path names ``{role}``."""
+    paths = {path.format(role=role): options for path, options in paths.items()
+             for role in (trained_roles(settings) if "{role}" in path else [None])}
     return [{f"results/{experiment}/{path}": dict(options)} if options else f"results/{experiment}/{path}"
             for path, options in paths.items()]
 
@@ -202,7 +205,7 @@ def dvc_pipeline(experiments: dict[str, dict], project: Path,
                 definition["params"] = [{CONFIG_FILE: [f"experiments.{experiment}.{section}" for section in sections]}]
             for kind in ("outs", "metrics", "plots"):
                 if getattr(stage, kind):
-                    definition[kind] = _tracked(getattr(stage, kind), experiment)
+                    definition[kind] = _tracked(getattr(stage, kind), experiment, settings)
             stages[f"{stage.name}-{experiment}"] = definition
     summary_scripts = ["scripts/make_summary.py", "scripts/make_audit_document.py"]
     summary_code = [*summary_scripts, "workflow/rules/report.smk",
@@ -229,10 +232,10 @@ def dvc_pipeline(experiments: dict[str, dict], project: Path,
         "outs": [{VERDICT: {"cache": False}}],
     }
     plots = []
-    for experiment in experiments:
+    for experiment, settings in experiments.items():
         plots.append({f"results/{experiment}/roc": {"x": "fpr", "y": "tpr", "template": "workflow/dvc/roc_log.json",
                                                      "title": f"{experiment}: ROC (log axes)"}})
-        plots.append({f"results/{experiment}/training_loss.csv": {"x": "step", "y": list(ROLES),
+        plots.append({f"results/{experiment}/training_loss.csv": {"x": "step", "y": list(trained_roles(settings)),
                                                                   "title": f"{experiment}: training loss"}})
     return {"stages": stages, "plots": plots}
 

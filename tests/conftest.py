@@ -130,6 +130,7 @@ def audit_experiment(inputs: Path) -> dict:
     save_as_pngs(images[labels >= 5][:AUDIT_RECORDS_PER_SET], inputs / "non_members")
     audit = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]["tiny"]
     audit["model"]["pretrained"] = str(inputs / "foreign")
+    audit["reference_model"] = "own"  # a given target may have seen the shadow's records: it calibrates nothing
     audit["splits"].update(target_members_folder=str(inputs / "members"),
                            target_holdout_folder=str(inputs / "non_members"))
     audit["attacks"] = {"loss": {}, "pfami_met": {}}  # fewer jobs; the attacks have their own tests
@@ -138,19 +139,24 @@ def audit_experiment(inputs: Path) -> dict:
 
 
 # An experiment of the tiny run whose records come from a folder of PNGs (the uint8 cache of every
-# file-based source, not the digits' float32 array), with every attack, SecMI and PIA included.
+# file-based source, not the digits' float32 array), with an attack on each kind of model query that
+# opens the records: the loss tensors (loss, PFAMI_Met), SecMI's and PIA's queries. (The other attacks
+# score the same files; the tiny experiment runs them all.)
 IMAGE_FOLDER_EXPERIMENT = "tiny_images"
 IMAGE_FOLDER_INPUTS = "image_folder"
 IMAGE_FOLDER_RECORDS = 80
+IMAGE_FOLDER_ATTACKS = ("loss", "pfami_met", "secmi_stat", "pia")
 
 
 def image_folder_experiment(folder: Path) -> dict:
     """The tiny experiment on ``IMAGE_FOLDER_RECORDS`` random RGB PNGs of a few sizes written to ``folder``
-    (centre-cropped and resized to 16 px): 12 members + 12 hold-outs per role, no ablations."""
+    (centre-cropped and resized to 16 px): 12 members + 12 hold-outs per role, ``IMAGE_FOLDER_ATTACKS``,
+    no ablations."""
     write_random_images(folder, [(16 + index % 5, 16 + index % 3) for index in range(IMAGE_FOLDER_RECORDS)])
     experiment = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]["tiny"]
     experiment["data"] = {"source": "image_folder", "path": str(folder), "image_size": 16, "channels": 3}
     experiment["splits"] = {"members": 12, "holdout": 12, "attacked_per_part": None}
+    experiment["attacks"] = {attack: experiment["attacks"][attack] for attack in IMAGE_FOLDER_ATTACKS}
     del experiment["ablations"]
     return experiment
 

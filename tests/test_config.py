@@ -57,3 +57,17 @@ def test_yaml_nan_and_inf_spellings_are_refused():
 
 def test_finite_config_passes():
     check_config(yaml.safe_load(TINY_CONFIG.read_text()), SCHEMA)
+
+
+def test_a_crossed_reference_is_refused_for_a_given_target_model():
+    # A given model may have trained on the shadow's records (digits): it cannot calibrate them.
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    tiny = config["experiments"]["tiny"]
+    tiny["model"]["pretrained"] = "elsewhere/ddpm"
+    tiny["splits"].update(target_members_file="members.txt", target_holdout_file="holdout.txt")
+    assert tiny["reference_model"] == "crossed"
+    with pytest.raises(ConfigError, match=r"^experiments\.tiny\.reference_model: a given target model .* "
+                                          r"set reference_model: own$"):
+        check_config(config, SCHEMA)
+    tiny["reference_model"] = "own"
+    check_config(config, SCHEMA)

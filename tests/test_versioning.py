@@ -35,7 +35,7 @@ def test_script_dependencies_follow_imports_through_modules_and_subpackages(tmp_
 
 def test_every_stage_runs_rules_that_exist_on_targets_under_its_experiment():
     rule_files = "".join(path.read_text() for path in (PROJECT / "workflow" / "rules").glob("*.smk"))
-    rule_names = set(re.findall(r"^rule (\w+):", rule_files, re.MULTILINE))
+    rule_names = set(re.findall(r"^(?:rule|use rule \w+ as) (\w+)", rule_files, re.MULTILINE))
     experiments = yaml.safe_load(TINY_CONFIG.read_text())["experiments"]
     stages = dvc_pipeline(experiments, PROJECT)["stages"]
     # the VAE and LDM experiments have no SecMI / PIA attacks, so no baseline queries; only the LDM
@@ -50,6 +50,13 @@ def test_every_stage_runs_rules_that_exist_on_targets_under_its_experiment():
     assert "results/tiny_ldm/autoencoder" in stages["train-tiny_ldm"]["deps"]
     assert "results/tiny/autoencoder" not in stages["train-tiny"]["deps"]
     assert "results/tiny_ldm/figures/samples_shadow.png" in stages["samples-tiny_ldm"]["cmd"]
+    # a crossed reference (tiny) trains and samples no third model; tiny_vae has its own reference model
+    assert "results/tiny/models/reference" not in stages["train-tiny"]["cmd"]
+    assert "results/tiny_vae/models/reference" in stages["train-tiny_vae"]["cmd"]
+    assert stages["samples-tiny"]["outs"] == ["results/tiny/figures/samples_target.png",
+                                              "results/tiny/figures/samples_shadow.png"]
+    assert "results/tiny_vae/figures/samples_reference.png" in stages["samples-tiny_vae"]["outs"]
+    assert "experiments.tiny.reference_model" in stages["estimate-tiny"]["params"][0]["config/config.yaml"]
     # the sample grids need only the models: a changed attack setting must not sample them again
     assert stages["samples-tiny"]["deps"][-1] == "results/tiny/models" and "sample_images" not in stages["figures-tiny"]["cmd"]
     for name, stage in stages.items():

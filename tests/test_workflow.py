@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +13,14 @@ from pfami.attacks import ATTACKS
 from pfami.config import FAMILIES, FAMILY_OF
 import yaml
 
-from tests.conftest import (IMAGE_FOLDER_EXPERIMENT, IMAGE_FOLDER_RECORDS, PROJECT, copy_project, run_snakemake,
-                            single_experiment_config)
+from tests.conftest import (IMAGE_FOLDER_ATTACKS, IMAGE_FOLDER_EXPERIMENT, IMAGE_FOLDER_RECORDS, PROJECT, copy_project,
+                            run_snakemake, single_experiment_config)
 
 pytestmark = pytest.mark.workflow
 
 ROLES = ("target", "shadow", "reference")
+# The models of an experiment with a crossed reference (tiny, tiny_ldm, tiny_images; tiny_vae has its own).
+CROSSED_ROLES = ("target", "shadow")
 LOSS_TENSORS = ("target-on-target", "reference-on-target", "shadow-on-shadow", "reference-on-shadow")
 
 
@@ -25,7 +28,8 @@ def test_every_artefact_is_there(tiny_run):
     results = tiny_run / "results" / "tiny"
     splits = json.loads((results / "splits.json").read_text())
     assert len(splits["fingerprint"]) == 64 and splits["record_count"] == 1797
-    for role in ROLES:
+    assert not (results / "models" / "reference").exists()  # reference_model: crossed trains no third model
+    for role in CROSSED_ROLES:
         model = results / "models" / role
         assert (model / "unet" / "diffusion_pytorch_model.safetensors").exists()
         assert (model / "scheduler" / "scheduler_config.json").exists()
@@ -72,8 +76,9 @@ def test_every_artefact_is_there(tiny_run):
     # every attack of every experiment, and each experiment's blind baseline
     attack_rows = sum(len(settings["attacks"]) + 1 for settings in run_config["experiments"].values())
     assert len((tiny_run / "results" / "summary.csv").read_text().splitlines()) == 1 + attack_rows
-    for role in ROLES:  # one grid per diffusion model, a row per sampler
+    for role in CROSSED_ROLES:  # one grid per diffusion model, a row per sampler
         assert (results / "figures" / f"samples_{role}.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (results / "figures" / "samples_reference.png").exists()
     assert not list(tiny_run.glob("results/**/*.partial*")), "a temporary file was left behind"
 
 
@@ -120,14 +125,14 @@ def test_ldm_experiment_shares_one_autoencoder_and_trains_a_latent_unet_per_role
     assert (results / "benchmarks" / "train_autoencoder.tsv").exists()
     shared_weights = (shared / "autoencoder" / "diffusion_pytorch_model.safetensors").read_bytes()
     unet_weights = set()
-    for role in ROLES:
+    for role in CROSSED_ROLES:
         model = results / "models" / role
         assert json.loads((model / "training.json").read_text())["family"] == "ldm"
         assert json.loads((model / "unet" / "config.json").read_text())["sample_size"] == 8  # the 16 px image's latent
         assert (model / "autoencoder" / "diffusion_pytorch_model.safetensors").read_bytes() == shared_weights
         unet_weights.add((model / "unet" / "diffusion_pytorch_model.safetensors").read_bytes())
         assert (results / "figures" / f"samples_{role}.png").read_bytes()[:4] == b"\x89PNG"
-    assert len(unet_weights) == 3  # each role trained its own U-Net
+    assert len(unet_weights) == 2  # each role trained its own U-Net
     for name in LOSS_TENSORS:
         with np.load(results / "losses" / f"{name}.npz") as tensor:
             assert tensor["losses"].shape == (48, 3, 4) and np.isfinite(tensor["losses"]).all()
@@ -139,7 +144,7 @@ def test_ldm_experiment_shares_one_autoencoder_and_trains_a_latent_unet_per_role
     assert "## tiny_ldm" in summary and "LDM (shared 4x8 AutoencoderKL to a 2 x 8 x 8 latent" in summary
 
 
-def test_an_image_folder_experiment_runs_every_attack_the_baselines_included(tiny_run):
+def test_an_image_folder_experiment_runs_every_kind_of_model_query_the_baselines_included(tiny_run):
     """The tiny run's experiment on a folder of PNGs (``tests.conftest.image_folder_experiment``), held as
     the uint8 cache: every step opens it as the split did, so the split file's fingerprint matches in
     each (SecMI and PIA once fingerprinted a float32 copy and refused every source but the digits)."""
@@ -153,7 +158,8 @@ def test_an_image_folder_experiment_runs_every_attack_the_baselines_included(tin
                 assert queries["record_ids"].tolist() == splits["splits"][f"{records}_members"] + \
                     splits["splits"][f"{records}_holdout"]
     metrics = json.loads((results / "metrics.json").read_text())
-    assert set(metrics["attacks"]) == set(ATTACKS)
+    assert set(metrics["attacks"]) == set(IMAGE_FOLDER_ATTACKS)
+    assert {FAMILY_OF[attack] for attack in IMAGE_FOLDER_ATTACKS if attack in FAMILY_OF} == set(FAMILIES)
     for attack, result in metrics["attacks"].items():
         assert len((results / "scores" / f"{attack}.csv").read_text().splitlines()) == 1 + 48
         assert 0 <= result["auc"] <= 1
@@ -239,6 +245,44 @@ def test_default_config_plans_the_whole_dag():
         assert rule in result.stdout
 
 
+def planned_commands(workdir: Path) -> dict[str, list[str]]:
+    """{script: the shell commands that run it} in a forced dry run of ``workdir``'s default target."""
+    plan = run_snakemake(workdir, "-n", "-p", "--forceall").stdout
+    commands = {}
+    for line in plan.splitlines():
+        if match := re.search(r"python scripts/(\w+)\.py", line):
+            commands.setdefault(match[1], []).append(line.strip())
+    return commands
+
+
+def test_a_crossed_reference_calibrates_each_record_set_with_the_other_model_and_an_own_one_adds_a_model(tmp_path):
+    """The default's reference_model: crossed (the shadow model calibrates the target's records, the target
+    model the shadow's); `own`, the paper's, trains a reference model on its own split and changes nothing else."""
+    crossed = planned_commands(PROJECT)
+    for records, other in (("target", "shadow"), ("shadow", "target")):
+        for name in ("digits_ddpm", "digits_vae"):
+            [command] = [line for line in crossed["estimate_losses"]
+                         if f"results/{name}/losses/{records}-on-{records}.npz" in line]
+            assert (f"--model reference results/{name}/models/{other} results/{name}/losses/reference-on-{records}.npz"
+                    in command)
+    assert len(crossed["train_model"]) == 4 and not any("--role reference" in line for line in crossed["train_model"])
+    config = (PROJECT / "config" / "config.yaml").read_text()
+    assert config.count("reference_model: crossed") == 2
+    own_config = tmp_path / "own.yaml"
+    own_config.write_text(config.replace("reference_model: crossed", "reference_model: own"))
+    own = planned_commands(copy_project(tmp_path / "own", own_config))
+    assert all("/models/reference results/" in line for line in own["estimate_losses"])
+
+    def without_reference_folder(lines):
+        return sorted(re.sub(r"--model reference \S+ ", "--model reference FOLDER ", line) for line in lines)
+
+    # the same jobs but for the reference model's folder, and two trainings more
+    assert without_reference_folder(own["estimate_losses"]) == without_reference_folder(crossed["estimate_losses"])
+    assert set(crossed["train_model"]) < set(own["train_model"]) and len(own["train_model"]) == 6
+    assert [line for line in own["train_model"] if line not in crossed["train_model"]] == [
+        line for line in own["train_model"] if "--role reference" in line]
+
+
 # The steps that run a model (training, loss tensors, baseline queries): the SLURM profile sends them
 # to a GPU. The sample grids stay on CPU nodes (a few hundred strided steps per model).
 GPU_STEPS = {"train_model", "train_autoencoder", "estimate_losses", "estimate_baselines", "train_snapshots",
@@ -250,7 +294,7 @@ def test_the_slurm_profile_sends_every_model_step_of_the_main_run_and_the_ablati
     # each job's block: "rule NAME:", its details, then "resources: ..." (grouped jobs print none)
     resources = dict(re.findall(r"^(?:local)?rule (\w+):\n(?:(?!(?:local)?rule ).*\n)*?\s+resources: (.*)$", plan,
                                 re.MULTILINE))
-    assert {"train_model", "estimate_mechanism_losses", "split_dataset", "sample_images"} <= set(resources)
+    assert {"train_model", "estimate_mechanism_losses", "split_dataset", "sample_attacked_models"} <= set(resources)
     on_gpu = {rule for rule, requested in resources.items() if "gpu=1" in requested}
     assert on_gpu == GPU_STEPS & set(resources), resources
 

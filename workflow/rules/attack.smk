@@ -1,11 +1,12 @@
 # The two loss tensors that H of one role's records needs, the attacked model's and the reference
-# model's, from one job: importing torch and diffusers costs seconds per process.
+# model's (reference-on-{records}: with a crossed reference, the other role's model), from one job:
+# importing torch and diffusers costs seconds per process.
 rule estimate_losses:
     wildcard_constraints:
         experiment=OWN_REFERENCE_PATTERN,
     input:
         attacked_model=lambda w: model_dir(w, w.records),
-        reference_model=lambda w: model_dir(w, "reference"),
+        reference_model=reference_model_dir,
         splits="results/{experiment}/splits.json",
     output:
         attacked_model="results/{experiment}/losses/{records}-on-{records}.npz",

@@ -11,7 +11,8 @@ from snakemake.utils import validate
 
 from pfami.cli import failed_job_errors
 from pfami.config import ConfigError, check_config, describe_experiment, evaluation_delta
-from pfami.data import ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLES, with_given_folders
+from pfami.data import (ATTACKED_ROLES, GIVEN_FOLDER_KEYS, GIVEN_SPLIT_KEYS, ROLES, reference_role, trained_roles,
+                        with_given_folders)
 from pfami.models import DIFFUSION_FAMILIES
 from pfami.privacy_study import study_experiments
 from pfami.versioning import AUDIT_DOCUMENT, AUDIT_DOCUMENT_BODY, FIGURES, VERDICT
@@ -66,6 +67,23 @@ def owner_of(wildcards, role):
 def model_dir(wildcards, role):
     """The folder of a role's model in a job's experiment (a privacy study's shared roles: another's)."""
     return f"results/{owner_of(wildcards, role)}/models/{role}"
+
+
+def reference_model_dir(wildcards):
+    """The folder of the model that calibrates a job's records (``reference_model``: own or crossed)."""
+    return model_dir(wildcards, reference_role(experiment(wildcards), wildcards.records))
+
+
+def trained_model_dirs(wildcards):
+    """The folders of every model a job's experiment has (no reference model where it is crossed)."""
+    return [model_dir(wildcards, role) for role in trained_roles(experiment(wildcards))]
+
+
+# Experiments whose reference is crossed have no reference model, so no sample grid of one (rule
+# sample_attacked_models).
+CROSSED = [name for name, settings in ALL_EXPERIMENTS.items() if trained_roles(settings) == ATTACKED_ROLES]
+CROSSED_PATTERN = "|".join(re.escape(name) for name in CROSSED) or "(?!)"  # (?!): matches nothing
+WITH_REFERENCE_PATTERN = "|".join(re.escape(name) for name in ALL_EXPERIMENTS if name not in CROSSED) or "(?!)"
 
 
 # A DP experiment of the privacy study that shares the non-private one's reference model also shares its

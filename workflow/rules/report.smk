@@ -4,7 +4,7 @@ rule make_figures:
         roc="results/{experiment}/roc",
         scores=lambda w: expand("results/{experiment}/scores/{attack}.csv", experiment=w.experiment, attack=attacks_of(w)),
         target="results/{experiment}/fluctuations/target.npz",
-        models=expand("results/{{experiment}}/models/{role}", role=ROLES),
+        models=trained_model_dirs,
     output:
         roc=report("results/{experiment}/figures/roc.png", caption="../report/roc.rst", category="{experiment}"),
         fluctuation=report(

@@ -1,6 +1,8 @@
-# One job per experiment draws the sample grids of all three models: importing torch and diffusers
+# One job per experiment draws the sample grids of all its models: importing torch and diffusers
 # costs more than sampling these small models.
 rule sample_images:
+    wildcard_constraints:
+        experiment=WITH_REFERENCE_PATTERN,
     input:
         models=lambda w: [model_dir(w, role) for role in ROLES],
     output:
@@ -32,3 +34,18 @@ rule sample_images:
         "python scripts/sample_images.py --model-dirs {input.models} --sampling {params.sampling:q} "
         "--seed {params.seed} --experiment {wildcards.experiment} --device {params.device} --threads {threads} "
         "--outputs {output} > {log} 2>&1"
+
+
+# An experiment with a crossed reference has two models.
+use rule sample_images as sample_attacked_models with:
+    wildcard_constraints:
+        experiment=CROSSED_PATTERN,
+    input:
+        models=trained_model_dirs,
+    output:
+        target=report(
+            "results/{experiment}/figures/samples_target.png", caption="../report/samples.rst", category="{experiment}"
+        ),
+        shadow=report(
+            "results/{experiment}/figures/samples_shadow.png", caption="../report/samples.rst", category="{experiment}"
+        ),

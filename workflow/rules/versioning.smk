@@ -4,7 +4,7 @@
 
 rule collect_training_loss:
     input:
-        expand("results/{{experiment}}/models/{role}", role=ROLES),
+        trained_model_dirs,
     output:
         "results/{experiment}/training_loss.csv",
     conda:
