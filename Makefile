@@ -8,6 +8,18 @@ CORES ?= all
 
 .PHONY: reproduce test env reference clean-results
 
+# CPU_KERNELS=avx2 (`make reproduce CPU_KERNELS=avx2`): torch's CPU kernels (ATen's, oneDNN's, MKL's)
+# use AVX2 at most, as on the host the committed reference was made on. On an AVX-512 host the results
+# are then byte-identical to the reference, the authors' ResNet rows included; the run is slower there
+# (README: Across CPUs). pfami/reproduction.py's LOWERED_KERNELS names the same variables.
+ifeq ($(CPU_KERNELS),avx2)
+export ATEN_CPU_CAPABILITY := avx2
+export ONEDNN_MAX_CPU_ISA := AVX2
+export MKL_ENABLE_INSTRUCTIONS := AVX2
+else ifneq ($(CPU_KERNELS),)
+$(error CPU_KERNELS=$(CPU_KERNELS): only avx2 is known; leave it out for the CPU's own kernels)
+endif
+
 # uv (pinned in constraints.txt) installs the same pinned versions in about half of pip's time. It
 # reads neither pip's configuration nor PIP_* variables, so the folders pip takes wheels from (where a
 # machine keeps its torch CPU wheel) are handed to it. --compile-bytecode: where PYTHONDONTWRITEBYTECODE

@@ -15,11 +15,18 @@ CPU's kernels) can only reorder records whose scores are all but tied:
 - AUC: 0.001, forty swapped member / non-member pairs out of 200 x 200 (a record that moves one place
   in the ranking changes the AUC by 1 / (members x non-members), 2.5e-5 at the default); the
   differences another CPU left in the metric attacks were below 1e-4.
+
+The reference names the CPU it was made on and the vector instructions torch's kernels used there
+(``made.machine``, ``made.kernels``): one CPU name comes with AVX2 on one host and AVX-512 on
+another, and the kernels' float sums differ between the two. On an AVX-512 host, torch's kernels
+lowered to AVX2 (``LOWERED_KERNELS``, `make reproduce CPU_KERNELS=avx2`) gave results byte-identical
+to an AVX2 host's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 from datetime import date
 
@@ -32,6 +39,12 @@ IDENTICAL, WITHIN, DIFFERENT = "identical", "within tolerance", "different"
 # An attack that trains the authors' ResNet differs beyond tolerance on another CPU family (README:
 # Across CPUs): there, and only there, its difference is said apart and does not decide the verdict.
 MOVES_WITH_THE_CPU = "different: moves with the CPU"
+# The vector instructions torch's CPU kernels can use, lowest first.
+KERNEL_LEVELS = ("DEFAULT", "AVX2", "AVX512")
+# The variables that cap them, one per kernel library (ATen's own, oneDNN's convolutions, MKL's BLAS),
+# each as it lowers that library to AVX2; the Makefile's CPU_KERNELS=avx2 exports the same.
+LOWERED_KERNELS = {"AVX2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                            "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
 
 
 def compared_settings(experiment: dict) -> dict:
@@ -55,21 +68,66 @@ def reference_entry(metrics: dict, settings: dict) -> dict:
 
 
 def reference_document(metrics_by_experiment: dict[str, dict], settings_by_experiment: dict[str, dict],
-                       machine: str | None = None) -> dict:
-    return {"made": {"date": date.today().isoformat(), "machine": machine or cpu_name()},
+                       machine: str | None = None, kernels: str | None = None) -> dict:
+    return {"made": {"date": date.today().isoformat(), "machine": machine or cpu_name(),
+                     "kernels": kernels or cpu_kernels()},
             "experiments": {name: reference_entry(metrics, settings_by_experiment[name])
                             for name, metrics in metrics_by_experiment.items()}}
 
 
-def cpu_name() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """The first value of ``field`` in /proc/cpuinfo, or None where there is none."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
-                if line.startswith("model name"):
+                if line.split(":", 1)[0].strip() == field:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def _level(value: str) -> str:
+    """A kernel variable's value (``avx2``, ``AVX512_CORE``, ...) as one of ``KERNEL_LEVELS``."""
+    value = value.upper()
+    return "AVX512" if value.startswith("AVX512") else "AVX2" if value.startswith("AVX2") else "DEFAULT"
+
+
+def cpu_kernels(environment: dict | None = None, flags: str | None = None) -> str:
+    """The vector instructions torch's CPU kernels use here: the CPU's widest (as torch detects them),
+    lowered by any of the variables of ``LOWERED_KERNELS``; where the variables leave the libraries
+    at different levels, each library's. ``platform.machine()`` off x86."""
+    environment = os.environ if environment is None else environment
+    flags = set((_cpuinfo("flags") if flags is None else flags or "").split())
+    if not flags & {"avx2", "sse2"}:
+        return platform.machine()
+    widest = ("AVX512" if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags
+              else "AVX2" if {"avx2", "fma"} <= flags else "DEFAULT")
+    levels = {variable: min(widest, _level(environment[variable]), key=KERNEL_LEVELS.index)
+              if environment.get(variable, "ALL").upper() != "ALL" else widest
+              for variable in LOWERED_KERNELS["AVX2"]}
+    if len(set(levels.values())) == 1:
+        return next(iter(levels.values()))
+    return ", ".join(f"{variable} {level}" for variable, level in levels.items())
+
+
+def machine_label(made: dict) -> str:
+    """``made``'s CPU and kernels, as the verdict names them; a reference older than ``made.kernels``: its CPU."""
+    return f"{made['machine']} ({made['kernels']} kernels)" if made.get("kernels") else made.get("machine", "")
+
+
+def lowering_hint(reference_kernels: str | None, kernels: str) -> str:
+    """How to run with the reference's kernels here, where this machine's are wider and the way is known; or ''."""
+    lowered = LOWERED_KERNELS.get(reference_kernels or "")
+    if not lowered or kernels not in KERNEL_LEVELS or KERNEL_LEVELS.index(kernels) <= KERNEL_LEVELS.index(reference_kernels):
+        return ""
+    variables = " ".join(f"{variable}={value}" for variable, value in lowered.items())
+    return (f" For results byte-identical to the reference here, run with {reference_kernels} kernels: "
+            f"`make reproduce CPU_KERNELS={reference_kernels.lower()}` (or {variables}).")
 
 
 def changed_keys(reference: dict, current: dict, prefix: str = "") -> list[str]:
@@ -100,16 +158,18 @@ def compare_attack(reference: dict, current: dict, tolerance: dict[str, float]) 
 
 
 def verdict(metrics_by_experiment: dict[str, dict], settings_by_experiment: dict[str, dict], reference: dict | None,
-            machine: str | None = None) -> dict:
+            machine: str | None = None, kernels: str | None = None) -> dict:
     """Rows (experiment, attack, AUC now and in the reference, status, largest difference), the
     experiments whose settings differ from the reference's (with the keys), those without a
-    reference, and whether the run reproduced the reference. ``machine``: this run's CPU (default:
-    this machine's); on another CPU than the reference's, a ResNet attack's difference is
-    ``MOVES_WITH_THE_CPU``."""
+    reference, and whether the run reproduced the reference. ``machine``, ``kernels``: this run's CPU
+    and its kernels' instructions (default: this machine's); on another CPU or other kernels than the
+    reference's, a ResNet attack's difference is ``MOVES_WITH_THE_CPU``."""
     from pfami.attacks import uses_torch
 
-    made, machine = (reference or {}).get("made", {}), machine or cpu_name()
-    other_cpu = bool(made.get("machine")) and made["machine"] != machine
+    made = (reference or {}).get("made", {})
+    this = {"machine": machine or cpu_name(), "kernels": kernels or cpu_kernels()}
+    other_cpu = bool(made.get("machine")) and (
+        made["machine"] != this["machine"] or made.get("kernels", this["kernels"]) != this["kernels"])
     experiments = (reference or {}).get("experiments", {})
     rows, changed, missing = [], {}, []
     for name, metrics in metrics_by_experiment.items():
@@ -139,7 +199,7 @@ def verdict(metrics_by_experiment: dict[str, dict], settings_by_experiment: dict
     reproduced = bool(rows) and not missing and not changed and all(
         row["status"] in (IDENTICAL, WITHIN, MOVES_WITH_THE_CPU) for row in rows)
     return {"rows": rows, "changed_settings": changed, "no_reference": missing, "reproduced": reproduced,
-            "made": made, "machine": machine}
+            "made": made, "this": this, "other_cpu": other_cpu}
 
 
 def _number(value: float | None) -> str:
@@ -148,11 +208,12 @@ def _number(value: float | None) -> str:
 
 def closing_line(result: dict) -> str:
     moved = [f"{row['experiment']} {row['attack']}" for row in result["rows"] if row["status"] == MOVES_WITH_THE_CPU]
+    hint = lowering_hint(result["made"].get("kernels"), result["this"]["kernels"]) if result["other_cpu"] else ""
     if result["reproduced"] and moved:
         return (f"Verdict: REPRODUCED, but for the authors' ResNet: {', '.join(moved)} differ beyond tolerance, as it "
-                f"does on another CPU (reference made on {result['made']['machine']}, this run on {result['machine']}; "
-                "README: Across CPUs). Every figure of every other attack is identical to the reference or within "
-                "its tolerance.")
+                f"does on another CPU (reference made on {machine_label(result['made'])}, this run on "
+                f"{machine_label(result['this'])}; README: Across CPUs). Every figure of every other attack is "
+                f"identical to the reference or within its tolerance.{hint}")
     if result["reproduced"]:
         return "Verdict: REPRODUCED. Every figure of every attack is identical to the reference or within its tolerance."
     reasons = []
@@ -165,12 +226,12 @@ def closing_line(result: dict) -> str:
                  if row["status"] not in (IDENTICAL, WITHIN)]
     if different:
         reasons.append(f"{len(different)} attack(s) differ beyond tolerance: {', '.join(different)}")
-    return "Verdict: NOT REPRODUCED: " + "; ".join(reasons) + "."
+    return "Verdict: NOT REPRODUCED: " + "; ".join(reasons) + "." + hint
 
 
 def verdict_markdown(result: dict, reference_path: str) -> str:
     made = result["made"]
-    source = f"`{reference_path}`" + (f", made {made['date']} on {made['machine']}" if made else "")
+    source = f"`{reference_path}`" + (f", made {made['date']} on {machine_label(made)}" if made else "")
     lines = ["# Reproduction check", "",
              f"This run's metrics against the committed reference ({source}). A figure is identical, within "
              "tolerance (one record's worth: 1/members for TPR, 1/non-members for the threshold's FPR, 1/records "

@@ -5,8 +5,9 @@ import sys
 
 import pytest
 
-from pfami.reproduction import (AUC_TOLERANCE, DIFFERENT, IDENTICAL, MOVES_WITH_THE_CPU, WITHIN, closing_line,
-                                reference_document, tolerances, verdict, verdict_markdown)
+from pfami.reproduction import (AUC_TOLERANCE, DIFFERENT, IDENTICAL, LOWERED_KERNELS, MOVES_WITH_THE_CPU, WITHIN,
+                                closing_line, cpu_kernels, reference_document, tolerances, verdict, verdict_markdown)
+from tests.conftest import PROJECT
 
 PROJECT_SCRIPT = "scripts/verify_reproduction.py"
 
@@ -22,8 +23,12 @@ def _metrics(experiment="exp", **auc_by_attack):
 SETTINGS = {"exp": {"seed": 1, "training": {"steps": 960}, "ablations": {"classifier_seeds": 5}}}
 
 
+# This run's machine in the tests: the reference's, whatever the host running them.
+HERE = {"machine": "test CPU", "kernels": "AVX2"}
+
+
 def _reference(metrics):
-    return reference_document({metrics["experiment"]: metrics}, SETTINGS, machine="test CPU")
+    return reference_document({metrics["experiment"]: metrics}, SETTINGS, machine="test CPU", kernels="AVX2")
 
 
 def test_tolerances_are_one_record_of_each_figure():
@@ -36,7 +41,7 @@ def test_identical_within_tolerance_and_different_are_told_apart():
     reference = _reference(_metrics(loss=0.765, pfami_met=0.874, pfami_nns=0.88))
     run = _metrics(loss=0.765, pfami_met=0.874 + 0.0004, pfami_nns=0.88)
     run["attacks"]["pfami_nns"]["threshold_fpr"] = 0.2 + 3 / 200  # three non-members more above the threshold
-    result = verdict({"exp": run}, SETTINGS, reference)
+    result = verdict({"exp": run}, SETTINGS, reference, **HERE)
     status = {row["attack"]: row["status"] for row in result["rows"]}
     assert status == {"loss": IDENTICAL, "pfami_met": WITHIN, "pfami_nns": DIFFERENT}
     largest = next(row["largest"] for row in result["rows"] if row["attack"] == "pfami_nns")
@@ -50,7 +55,7 @@ def test_one_record_of_difference_is_within_tolerance_and_the_run_is_reproduced(
     run = _metrics(loss=0.765)
     run["attacks"]["loss"]["tpr_at_0.01_fpr"] += 1 / 200
     run["attacks"]["loss"]["asr"] -= 1 / 400
-    result = verdict({"exp": run}, SETTINGS, reference)
+    result = verdict({"exp": run}, SETTINGS, reference, **HERE)
     assert [row["status"] for row in result["rows"]] == [WITHIN]
     assert result["reproduced"]
     assert closing_line(result).startswith("Verdict: REPRODUCED.")
@@ -59,19 +64,63 @@ def test_one_record_of_difference_is_within_tolerance_and_the_run_is_reproduced(
 def test_the_authors_resnet_may_differ_on_another_cpu_only_and_is_named():
     reference = _reference(_metrics(loss=0.765, pfami_nns=0.85, pfami_nns_resnet=0.783))
     run = _metrics(loss=0.765, pfami_nns=0.85, pfami_nns_resnet=0.810)
-    elsewhere = verdict({"exp": run}, SETTINGS, reference, machine="another CPU")
+    elsewhere = verdict({"exp": run}, SETTINGS, reference, machine="another CPU", kernels="AVX2")
     assert {row["attack"]: row["status"] for row in elsewhere["rows"]}["pfami_nns_resnet"] == MOVES_WITH_THE_CPU
     assert elsewhere["reproduced"]
     assert closing_line(elsewhere).startswith("Verdict: REPRODUCED, but for the authors' ResNet: exp pfami_nns_resnet "
                                               "differ beyond tolerance")
-    assert "reference made on test CPU, this run on another CPU" in closing_line(elsewhere)
+    assert "reference made on test CPU (AVX2 kernels), this run on another CPU (AVX2 kernels)" in closing_line(elsewhere)
     # On the reference's own CPU the same difference is a difference.
-    same_cpu = verdict({"exp": run}, SETTINGS, reference, machine="test CPU")
+    same_cpu = verdict({"exp": run}, SETTINGS, reference, machine="test CPU", kernels="AVX2")
     assert {row["attack"]: row["status"] for row in same_cpu["rows"]}["pfami_nns_resnet"] == DIFFERENT
     assert not same_cpu["reproduced"]
     # Elsewhere, any other attack that differs still decides the verdict: the default SVM holds still.
     run["attacks"]["pfami_nns"]["auc"] = 0.86
-    assert not verdict({"exp": run}, SETTINGS, reference, machine="another CPU")["reproduced"]
+    assert not verdict({"exp": run}, SETTINGS, reference, machine="another CPU", kernels="AVX2")["reproduced"]
+
+
+def test_the_same_cpu_name_with_wider_kernels_is_another_cpu_and_the_verdict_says_how_to_match_the_reference():
+    # One CPU name, AVX2 on the reference's host and AVX-512 here: the ResNet row may move, and the
+    # verdict names the kernels and the way to run with the reference's.
+    reference = _reference(_metrics(loss=0.765, pfami_nns_resnet=0.783))
+    run = _metrics(loss=0.765, pfami_nns_resnet=0.810)
+    wider = verdict({"exp": run}, SETTINGS, reference, machine="test CPU", kernels="AVX512")
+    assert wider["reproduced"]
+    line = closing_line(wider)
+    assert "reference made on test CPU (AVX2 kernels), this run on test CPU (AVX512 kernels)" in line
+    assert line.endswith("run with AVX2 kernels: `make reproduce CPU_KERNELS=avx2` (or ATEN_CPU_CAPABILITY=avx2 "
+                         "ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2).")
+    # Any other attack's difference still decides; the hint stays, since other kernels may be why.
+    run["attacks"]["loss"]["auc"] = 0.70
+    failed = closing_line(verdict({"exp": run}, SETTINGS, reference, machine="test CPU", kernels="AVX512"))
+    assert failed.startswith("Verdict: NOT REPRODUCED: 2 attack(s) differ beyond tolerance: exp loss, exp pfami_nns_resnet.")
+    assert "CPU_KERNELS=avx2" in failed
+    # A reference made before the kernels were recorded is compared by its CPU name alone.
+    del reference["made"]["kernels"]
+    assert not verdict({"exp": _metrics(loss=0.765, pfami_nns_resnet=0.810)}, SETTINGS, reference,
+                       machine="test CPU", kernels="AVX512")["reproduced"]
+
+
+AVX512_FLAGS = "fpu sse2 avx avx2 fma avx512f avx512dq avx512bw avx512vl"
+
+
+def test_the_kernels_are_the_cpus_widest_lowered_by_the_variables():
+    assert cpu_kernels({}, AVX512_FLAGS) == "AVX512"
+    assert cpu_kernels({}, "fpu sse2 avx avx2 fma") == "AVX2"
+    assert cpu_kernels({}, "fpu sse2 avx") == "DEFAULT"
+    assert cpu_kernels(LOWERED_KERNELS["AVX2"], AVX512_FLAGS) == "AVX2"
+    assert cpu_kernels({"ONEDNN_MAX_CPU_ISA": "ALL", "ATEN_CPU_CAPABILITY": "avx512"}, AVX512_FLAGS) == "AVX512"
+    # A variable cannot raise the kernels above what the CPU has.
+    assert cpu_kernels({"ATEN_CPU_CAPABILITY": "avx512"}, "fpu sse2 avx avx2 fma") == "AVX2"
+    # Only some of the libraries lowered: each one's level, so that such a run matches neither host.
+    assert cpu_kernels({"ATEN_CPU_CAPABILITY": "avx2"}, AVX512_FLAGS) == (
+        "ATEN_CPU_CAPABILITY AVX2, ONEDNN_MAX_CPU_ISA AVX512, MKL_ENABLE_INSTRUCTIONS AVX512")
+
+
+def test_the_makefile_lowers_the_same_variables_as_the_verdict_names():
+    exports = dict(line.removeprefix("export ").split(" := ") for line in (PROJECT / "Makefile").read_text().splitlines()
+                   if line.startswith("export "))
+    assert exports == LOWERED_KERNELS["AVX2"]
 
 
 def test_other_settings_no_reference_and_missing_attacks_are_said_plainly():
@@ -79,13 +128,13 @@ def test_other_settings_no_reference_and_missing_attacks_are_said_plainly():
     changed = copy.deepcopy(SETTINGS)
     changed["exp"]["training"]["steps"] = 100
     changed["exp"]["ablations"]["classifier_seeds"] = 3  # ablations do not change the metrics: not reported
-    result = verdict({"exp": _metrics(loss=0.765, pia=0.4)}, changed, reference)
+    result = verdict({"exp": _metrics(loss=0.765, pia=0.4)}, changed, reference, **HERE)
     assert result["changed_settings"] == {"exp": ["training.steps"]}
     assert {row["attack"]: row["status"] for row in result["rows"]} == {"loss": IDENTICAL, "pia": "no reference",
                                                                          "pfami_met": "not run"}
     assert "exp was run with other settings than the reference (training.steps)" in closing_line(result)
     assert not result["reproduced"]
-    nothing = verdict({"exp": _metrics(loss=0.765)}, SETTINGS, None)
+    nothing = verdict({"exp": _metrics(loss=0.765)}, SETTINGS, None, **HERE)
     assert nothing["no_reference"] == ["exp"] and not nothing["reproduced"]
     assert "no reference for exp" in closing_line(nothing)
     text = verdict_markdown(result, "results/reference_metrics.json")
