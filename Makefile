@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: reproduce test env reference clean-results
+.PHONY: reproduce test test-cluster env reference clean-results
 
 # CPU_KERNELS=avx2 (`make reproduce CPU_KERNELS=avx2`): torch's CPU kernels (ATen's, oneDNN's, MKL's)
 # use AVX2 at most, as on the host the committed reference was made on. On an AVX-512 host the results
@@ -45,11 +45,17 @@ reproduce: env
 reference: reproduce
 	$(BIN)/python scripts/verify_reproduction.py --config config/config.yaml --write-reference
 
-# The SLURM tests need a local SLURM (Debian's slurm-wlm and munge): installed here when we may.
-test: env
-	@if [ "$$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then bash .ci/install-slurm.sh; \
-	else echo "make test: not root and no sudo, so SLURM is not installed and the SLURM tests will be skipped"; fi
+# The SLURM tests need a local SLURM (Debian's slurm-wlm and munge): installed where we may, while
+# .venv is built (both wait mostly on downloads and disk), its output in .slurm-install.log.
+test:
+	@$(MAKE) --no-print-directory -j2 env test-cluster
 	$(BIN)/python -m pytest -q
+
+test-cluster:
+	@if [ "$$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then \
+		bash .ci/install-slurm.sh > .slurm-install.log 2>&1 || { cat .slurm-install.log; exit 1; }; \
+		tail -n 1 .slurm-install.log; \
+	else echo "make test: not root and no sudo, so SLURM is not installed and the SLURM tests will be skipped"; fi
 
 clean-results:
 	rm -rf results/*/ results/summary.md results/summary.csv .snakemake
