@@ -9,13 +9,14 @@ CORES ?= all
 .PHONY: reproduce test test-cluster env reference clean-results
 
 # CPU_KERNELS=avx2 (`make reproduce CPU_KERNELS=avx2`): torch's CPU kernels (ATen's, oneDNN's, MKL's)
-# use AVX2 at most, as on the host the committed reference was made on. On an AVX-512 host the results
-# are then byte-identical to the reference, the authors' ResNet rows included; the run is slower there
-# (README: Across CPUs). pfami/reproduction.py's LOWERED_KERNELS names the same variables.
+# and NumPy's use AVX2 at most, as on the host the committed reference was made on. On an AVX-512 host
+# the results are then byte-identical to the reference, the authors' ResNet rows included; the run is
+# slower there (README: Across CPUs). pfami/reproduction.py's LOWERED_KERNELS names the same variables.
 ifeq ($(CPU_KERNELS),avx2)
 export ATEN_CPU_CAPABILITY := avx2
 export ONEDNN_MAX_CPU_ISA := AVX2
 export MKL_ENABLE_INSTRUCTIONS := AVX2
+export NPY_DISABLE_CPU_FEATURES := X86_V4 AVX512_ICL AVX512_SPR
 else ifneq ($(CPU_KERNELS),)
 $(error CPU_KERNELS=$(CPU_KERNELS): only avx2 is known; leave it out for the CPU's own kernels)
 endif

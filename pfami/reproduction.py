@@ -16,7 +16,7 @@ CPU's kernels) can only reorder records whose scores are all but tied:
   in the ranking changes the AUC by 1 / (members x non-members), 2.5e-5 at the default); the
   differences another CPU left in the metric attacks were below 1e-4.
 
-The reference names the CPU it was made on and the vector instructions torch's kernels used there
+The reference names the CPU it was made on and the vector instructions the kernels (torch's, NumPy's) used there
 (``made.machine``, ``made.kernels``): one CPU name comes with AVX2 on one host and AVX-512 on
 another, and the kernels' float sums differ between the two. On an AVX-512 host, torch's kernels
 lowered to AVX2 (``LOWERED_KERNELS``, `make reproduce CPU_KERNELS=avx2`) gave results byte-identical
@@ -41,10 +41,12 @@ IDENTICAL, WITHIN, DIFFERENT = "identical", "within tolerance", "different"
 MOVES_WITH_THE_CPU = "different: moves with the CPU"
 # The vector instructions torch's CPU kernels can use, lowest first.
 KERNEL_LEVELS = ("DEFAULT", "AVX2", "AVX512")
-# The variables that cap them, one per kernel library (ATen's own, oneDNN's convolutions, MKL's BLAS),
-# each as it lowers that library to AVX2; the Makefile's CPU_KERNELS=avx2 exports the same.
+# The variables that cap them, one per kernel library (torch's: ATen's own, oneDNN's convolutions,
+# MKL's BLAS; NumPy's, which lists the features it must not use), each as it lowers that library to
+# AVX2; the Makefile's CPU_KERNELS=avx2 exports the same.
+NUMPY_DISABLED = "NPY_DISABLE_CPU_FEATURES"
 LOWERED_KERNELS = {"AVX2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-                            "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
+                            "MKL_ENABLE_INSTRUCTIONS": "AVX2", NUMPY_DISABLED: "X86_V4 AVX512_ICL AVX512_SPR"}}
 
 
 def compared_settings(experiment: dict) -> dict:
@@ -91,14 +93,20 @@ def cpu_name() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
-def _level(value: str) -> str:
-    """A kernel variable's value (``avx2``, ``AVX512_CORE``, ...) as one of ``KERNEL_LEVELS``."""
+def _level(variable: str, value: str, widest: str) -> str:
+    """The level (one of ``KERNEL_LEVELS``) a kernel variable leaves its library at on a CPU whose widest is ``widest``."""
     value = value.upper()
-    return "AVX512" if value.startswith("AVX512") else "AVX2" if value.startswith("AVX2") else "DEFAULT"
+    if variable == NUMPY_DISABLED:  # the features NumPy must not use: AVX-512's group (or its base) lowers it to AVX2
+        capped = "AVX2" if {"X86_V4", "AVX512F"} & set(value.split()) else widest
+    elif value in ("", "ALL"):
+        capped = widest
+    else:
+        capped = "AVX512" if value.startswith("AVX512") else "AVX2" if value.startswith("AVX2") else "DEFAULT"
+    return min(widest, capped, key=KERNEL_LEVELS.index)
 
 
 def cpu_kernels(environment: dict | None = None, flags: str | None = None) -> str:
-    """The vector instructions torch's CPU kernels use here: the CPU's widest (as torch detects them),
+    """The vector instructions torch's and NumPy's CPU kernels use here: the CPU's widest,
     lowered by any of the variables of ``LOWERED_KERNELS``; where the variables leave the libraries
     at different levels, each library's. ``platform.machine()`` off x86."""
     environment = os.environ if environment is None else environment
@@ -107,9 +115,7 @@ def cpu_kernels(environment: dict | None = None, flags: str | None = None) -> st
         return platform.machine()
     widest = ("AVX512" if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags
               else "AVX2" if {"avx2", "fma"} <= flags else "DEFAULT")
-    levels = {variable: min(widest, _level(environment[variable]), key=KERNEL_LEVELS.index)
-              if environment.get(variable, "ALL").upper() != "ALL" else widest
-              for variable in LOWERED_KERNELS["AVX2"]}
+    levels = {variable: _level(variable, environment.get(variable, ""), widest) for variable in LOWERED_KERNELS["AVX2"]}
     if len(set(levels.values())) == 1:
         return next(iter(levels.values()))
     return ", ".join(f"{variable} {level}" for variable, level in levels.items())

@@ -89,7 +89,8 @@ def test_the_same_cpu_name_with_wider_kernels_is_another_cpu_and_the_verdict_say
     line = closing_line(wider)
     assert "reference made on test CPU (AVX2 kernels), this run on test CPU (AVX512 kernels)" in line
     assert line.endswith("run with AVX2 kernels: `make reproduce CPU_KERNELS=avx2` (or ATEN_CPU_CAPABILITY=avx2 "
-                         "ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2).")
+                         "ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 NPY_DISABLE_CPU_FEATURES=X86_V4 "
+                         "AVX512_ICL AVX512_SPR).")
     # Any other attack's difference still decides; the hint stays, since other kernels may be why.
     run["attacks"]["loss"]["auc"] = 0.70
     failed = closing_line(verdict({"exp": run}, SETTINGS, reference, machine="test CPU", kernels="AVX512"))
@@ -114,7 +115,13 @@ def test_the_kernels_are_the_cpus_widest_lowered_by_the_variables():
     assert cpu_kernels({"ATEN_CPU_CAPABILITY": "avx512"}, "fpu sse2 avx avx2 fma") == "AVX2"
     # Only some of the libraries lowered: each one's level, so that such a run matches neither host.
     assert cpu_kernels({"ATEN_CPU_CAPABILITY": "avx2"}, AVX512_FLAGS) == (
-        "ATEN_CPU_CAPABILITY AVX2, ONEDNN_MAX_CPU_ISA AVX512, MKL_ENABLE_INSTRUCTIONS AVX512")
+        "ATEN_CPU_CAPABILITY AVX2, ONEDNN_MAX_CPU_ISA AVX512, MKL_ENABLE_INSTRUCTIONS AVX512, "
+        "NPY_DISABLE_CPU_FEATURES AVX512")
+    # NumPy's variable lists what it must not use: AVX-512's group lowers it, other features do not.
+    torch_lowered = {name: value for name, value in LOWERED_KERNELS["AVX2"].items() if name != "NPY_DISABLE_CPU_FEATURES"}
+    assert cpu_kernels({**torch_lowered, "NPY_DISABLE_CPU_FEATURES": "AVX512F"}, AVX512_FLAGS) == "AVX2"
+    assert cpu_kernels({**torch_lowered, "NPY_DISABLE_CPU_FEATURES": "AVX512_SPR"}, AVX512_FLAGS).endswith(
+        "NPY_DISABLE_CPU_FEATURES AVX512")
 
 
 def test_the_makefile_lowers_the_same_variables_as_the_verdict_names():
