@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 from datetime import date
 
 # The figures compared, as metrics.json names them.
@@ -131,7 +132,7 @@ def lowering_hint(reference_kernels: str | None, kernels: str) -> str:
     lowered = LOWERED_KERNELS.get(reference_kernels or "")
     if not lowered or kernels not in KERNEL_LEVELS or KERNEL_LEVELS.index(kernels) <= KERNEL_LEVELS.index(reference_kernels):
         return ""
-    variables = " ".join(f"{variable}={value}" for variable, value in lowered.items())
+    variables = " ".join(f"{variable}={shlex.quote(value)}" for variable, value in lowered.items())
     return (f" For results byte-identical to the reference here, run with {reference_kernels} kernels: "
             f"`make reproduce CPU_KERNELS={reference_kernels.lower()}` (or {variables}).")
 

@@ -89,8 +89,8 @@ def test_the_same_cpu_name_with_wider_kernels_is_another_cpu_and_the_verdict_say
     line = closing_line(wider)
     assert "reference made on test CPU (AVX2 kernels), this run on test CPU (AVX512 kernels)" in line
     assert line.endswith("run with AVX2 kernels: `make reproduce CPU_KERNELS=avx2` (or ATEN_CPU_CAPABILITY=avx2 "
-                         "ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 NPY_DISABLE_CPU_FEATURES=X86_V4 "
-                         "AVX512_ICL AVX512_SPR).")
+                         "ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 NPY_DISABLE_CPU_FEATURES='X86_V4 "
+                         "AVX512_ICL AVX512_SPR').")
     # Any other attack's difference still decides; the hint stays, since other kernels may be why.
     run["attacks"]["loss"]["auc"] = 0.70
     failed = closing_line(verdict({"exp": run}, SETTINGS, reference, machine="test CPU", kernels="AVX512"))
