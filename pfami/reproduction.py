@@ -16,11 +16,11 @@ CPU's kernels) can only reorder records whose scores are all but tied:
   in the ranking changes the AUC by 1 / (members x non-members), 2.5e-5 at the default); the
   differences another CPU left in the metric attacks were below 1e-4.
 
-The reference names the CPU it was made on and the vector instructions the kernels (torch's, NumPy's) used there
-(``made.machine``, ``made.kernels``): one CPU name comes with AVX2 on one host and AVX-512 on
-another, and the kernels' float sums differ between the two. On an AVX-512 host, torch's kernels
-lowered to AVX2 (``LOWERED_KERNELS``, `make reproduce CPU_KERNELS=avx2`) gave results byte-identical
-to an AVX2 host's.
+The reference names the CPU it was made on and the vector instructions the kernels (torch's,
+NumPy's) used there (``made.machine``, ``made.kernels``): one CPU name comes with AVX2 on one host
+and AVX-512 on another, and the kernels' float sums differ between the two. On an AVX-512 host,
+the kernels lowered to AVX2 (``LOWERED_KERNELS``, `make reproduce CPU_KERNELS=avx2`) gave results
+byte-identical to an AVX2 host's.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ IDENTICAL, WITHIN, DIFFERENT = "identical", "within tolerance", "different"
 # An attack that trains the authors' ResNet differs beyond tolerance on another CPU family (README:
 # Across CPUs): there, and only there, its difference is said apart and does not decide the verdict.
 MOVES_WITH_THE_CPU = "different: moves with the CPU"
-# The vector instructions torch's CPU kernels can use, lowest first.
+# The vector instructions the CPU kernels can use, lowest first.
 KERNEL_LEVELS = ("DEFAULT", "AVX2", "AVX512")
 # The variables that cap them, one per kernel library (torch's: ATen's own, oneDNN's convolutions,
 # MKL's BLAS; NumPy's, which lists the features it must not use), each as it lowers that library to
@@ -95,9 +95,10 @@ def cpu_name() -> str:
 
 
 def _level(variable: str, value: str, widest: str) -> str:
-    """The level (one of ``KERNEL_LEVELS``) a kernel variable leaves its library at on a CPU whose widest is ``widest``."""
+    """The level (one of ``KERNEL_LEVELS``) a kernel variable leaves its library at, on a CPU whose
+    widest is ``widest``."""
     value = value.upper()
-    if variable == NUMPY_DISABLED:  # the features NumPy must not use: AVX-512's group (or its base) lowers it to AVX2
+    if variable == NUMPY_DISABLED:  # the features NumPy must not use: AVX-512's group (or its base) lowers it
         capped = "AVX2" if {"X86_V4", "AVX512F"} & set(value.split()) else widest
     elif value in ("", "ALL"):
         capped = widest
@@ -116,7 +117,8 @@ def cpu_kernels(environment: dict | None = None, flags: str | None = None) -> st
         return platform.machine()
     widest = ("AVX512" if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags
               else "AVX2" if {"avx2", "fma"} <= flags else "DEFAULT")
-    levels = {variable: _level(variable, environment.get(variable, ""), widest) for variable in LOWERED_KERNELS["AVX2"]}
+    levels = {variable: _level(variable, environment.get(variable, ""), widest)
+              for variable in LOWERED_KERNELS["AVX2"]}
     if len(set(levels.values())) == 1:
         return next(iter(levels.values()))
     return ", ".join(f"{variable} {level}" for variable, level in levels.items())
@@ -130,7 +132,9 @@ def machine_label(made: dict) -> str:
 def lowering_hint(reference_kernels: str | None, kernels: str) -> str:
     """How to run with the reference's kernels here, where this machine's are wider and the way is known; or ''."""
     lowered = LOWERED_KERNELS.get(reference_kernels or "")
-    if not lowered or kernels not in KERNEL_LEVELS or KERNEL_LEVELS.index(kernels) <= KERNEL_LEVELS.index(reference_kernels):
+    if not lowered or kernels not in KERNEL_LEVELS:
+        return ""
+    if KERNEL_LEVELS.index(kernels) <= KERNEL_LEVELS.index(reference_kernels):
         return ""
     variables = " ".join(f"{variable}={shlex.quote(value)}" for variable, value in lowered.items())
     return (f" For results byte-identical to the reference here, run with {reference_kernels} kernels: "

@@ -5,8 +5,9 @@ import sys
 
 import pytest
 
-from pfami.reproduction import (AUC_TOLERANCE, DIFFERENT, IDENTICAL, LOWERED_KERNELS, MOVES_WITH_THE_CPU, WITHIN,
-                                closing_line, cpu_kernels, reference_document, tolerances, verdict, verdict_markdown)
+from pfami.reproduction import (AUC_TOLERANCE, DIFFERENT, IDENTICAL, LOWERED_KERNELS, MOVES_WITH_THE_CPU,
+                                NUMPY_DISABLED, WITHIN, closing_line, cpu_kernels, reference_document, tolerances,
+                                verdict, verdict_markdown)
 from tests.conftest import PROJECT
 
 PROJECT_SCRIPT = "scripts/verify_reproduction.py"
@@ -28,7 +29,7 @@ HERE = {"machine": "test CPU", "kernels": "AVX2"}
 
 
 def _reference(metrics):
-    return reference_document({metrics["experiment"]: metrics}, SETTINGS, machine="test CPU", kernels="AVX2")
+    return reference_document({metrics["experiment"]: metrics}, SETTINGS, **HERE)
 
 
 def test_tolerances_are_one_record_of_each_figure():
@@ -69,9 +70,10 @@ def test_the_authors_resnet_may_differ_on_another_cpu_only_and_is_named():
     assert elsewhere["reproduced"]
     assert closing_line(elsewhere).startswith("Verdict: REPRODUCED, but for the authors' ResNet: exp pfami_nns_resnet "
                                               "differ beyond tolerance")
-    assert "reference made on test CPU (AVX2 kernels), this run on another CPU (AVX2 kernels)" in closing_line(elsewhere)
+    assert ("reference made on test CPU (AVX2 kernels), this run on another CPU (AVX2 kernels)"
+            in closing_line(elsewhere))
     # On the reference's own CPU the same difference is a difference.
-    same_cpu = verdict({"exp": run}, SETTINGS, reference, machine="test CPU", kernels="AVX2")
+    same_cpu = verdict({"exp": run}, SETTINGS, reference, **HERE)
     assert {row["attack"]: row["status"] for row in same_cpu["rows"]}["pfami_nns_resnet"] == DIFFERENT
     assert not same_cpu["reproduced"]
     # Elsewhere, any other attack that differs still decides the verdict: the default SVM holds still.
@@ -94,7 +96,8 @@ def test_the_same_cpu_name_with_wider_kernels_is_another_cpu_and_the_verdict_say
     # Any other attack's difference still decides; the hint stays, since other kernels may be why.
     run["attacks"]["loss"]["auc"] = 0.70
     failed = closing_line(verdict({"exp": run}, SETTINGS, reference, machine="test CPU", kernels="AVX512"))
-    assert failed.startswith("Verdict: NOT REPRODUCED: 2 attack(s) differ beyond tolerance: exp loss, exp pfami_nns_resnet.")
+    assert failed.startswith("Verdict: NOT REPRODUCED: 2 attack(s) differ beyond tolerance: exp loss, "
+                             "exp pfami_nns_resnet.")
     assert "CPU_KERNELS=avx2" in failed
     # A reference made before the kernels were recorded is compared by its CPU name alone.
     del reference["made"]["kernels"]
@@ -118,15 +121,15 @@ def test_the_kernels_are_the_cpus_widest_lowered_by_the_variables():
         "ATEN_CPU_CAPABILITY AVX2, ONEDNN_MAX_CPU_ISA AVX512, MKL_ENABLE_INSTRUCTIONS AVX512, "
         "NPY_DISABLE_CPU_FEATURES AVX512")
     # NumPy's variable lists what it must not use: AVX-512's group lowers it, other features do not.
-    torch_lowered = {name: value for name, value in LOWERED_KERNELS["AVX2"].items() if name != "NPY_DISABLE_CPU_FEATURES"}
-    assert cpu_kernels({**torch_lowered, "NPY_DISABLE_CPU_FEATURES": "AVX512F"}, AVX512_FLAGS) == "AVX2"
-    assert cpu_kernels({**torch_lowered, "NPY_DISABLE_CPU_FEATURES": "AVX512_SPR"}, AVX512_FLAGS).endswith(
+    torch_lowered = {name: value for name, value in LOWERED_KERNELS["AVX2"].items() if name != NUMPY_DISABLED}
+    assert cpu_kernels({**torch_lowered, NUMPY_DISABLED: "AVX512F"}, AVX512_FLAGS) == "AVX2"
+    assert cpu_kernels({**torch_lowered, NUMPY_DISABLED: "AVX512_SPR"}, AVX512_FLAGS).endswith(
         "NPY_DISABLE_CPU_FEATURES AVX512")
 
 
 def test_the_makefile_lowers_the_same_variables_as_the_verdict_names():
-    exports = dict(line.removeprefix("export ").split(" := ") for line in (PROJECT / "Makefile").read_text().splitlines()
-                   if line.startswith("export "))
+    makefile = (PROJECT / "Makefile").read_text().splitlines()
+    exports = dict(line.removeprefix("export ").split(" := ") for line in makefile if line.startswith("export "))
     assert exports == LOWERED_KERNELS["AVX2"]
 
 
