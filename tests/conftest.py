@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -11,11 +12,17 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
-import yaml
-from PIL import Image
+from pfami.cli import STEP_GC_THRESHOLDS
+
+# Before torch and the rest are imported: the session makes millions of objects in hundreds of small
+# tests, so collect garbage as the pipeline's steps do (pfami/cli.py); it saves about 15% of the unit tests' time.
+gc.set_threshold(*STEP_GC_THRESHOLDS)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from PIL import Image  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = PROJECT / "tests" / "data" / "tiny_config.yaml"
