@@ -44,7 +44,10 @@ def hog(cpu: int, busy_ns: int) -> None:
     parent process goes away."""
     parent = os.getppid()
     os.sched_setaffinity(0, {cpu})
-    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(os.sched_get_priority_max(os.SCHED_FIFO)))
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(os.sched_get_priority_max(os.SCHED_FIFO)))
+    except PermissionError:
+        sys.exit(3)  # the parent says why, in one line
     start = (time.monotonic_ns() // PERIOD_NS + 1) * PERIOD_NS
     while os.getppid() == parent:
         time.sleep(max(0, start - time.monotonic_ns()) / 1e9)
