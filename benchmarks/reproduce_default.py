@@ -140,9 +140,10 @@ def core_count(cores: str) -> int:
     return os.cpu_count() if cores == "all" else int(cores)
 
 
-def speed_probe() -> float:
-    probe = subprocess.run([sys.executable, __file__, "--speed-probe"], capture_output=True, text=True, check=True,
-                           cwd=PROJECT)
+def speed_probe(wall_clock: bool = False, environment: dict | None = None) -> float:
+    """The probe (``training_step_seconds``) in its own process: CPU seconds per step, or wall seconds."""
+    command = [sys.executable, __file__, "--speed-probe", *(["--wall-clock"] if wall_clock else [])]
+    probe = subprocess.run(command, capture_output=True, text=True, check=True, cwd=PROJECT, env=environment)
     return round(float(probe.stdout.strip().splitlines()[-1]), 4)
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
+from benchmarks.reproduce_default import speed_probe  # noqa: E402
 from pfami.reproduction import LOWERED_KERNELS  # noqa: E402
 
 PERIOD_NS = 10_000_000  # short enough that a job sees a steady share, long enough for few switches
@@ -75,18 +76,11 @@ class Hogs:
             process.wait()
 
 
-def probe_wall_seconds(environment: dict) -> float:
-    """The probe's wall seconds per default training step, in its own process."""
-    command = [sys.executable, str(PROJECT / "benchmarks" / "reproduce_default.py"), "--speed-probe", "--wall-clock"]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=PROJECT, env=environment)
-    return float(output.stdout.split()[-1])
-
-
 def calibrated_share(target: float, environment: dict, rounds: int) -> tuple[float, list[float]]:
     """The share of each CPU to take so that the probe reads ``target`` wall seconds per step, and the
     probe readings of the last share tried. A job that gets a fraction (1 - share) of a CPU takes
     1 / (1 - share) times as long, so each round corrects the share by the ratio it missed by."""
-    unslowed = statistics.median(probe_wall_seconds(environment) for _ in range(2))
+    unslowed = statistics.median(speed_probe(wall_clock=True, environment=environment) for _ in range(2))
     if unslowed >= target:
         sys.exit(f"slow_host: this machine's probe reads {unslowed:.3f} s per step already, not faster than "
                  f"--probe {target}; nothing to slow down")
@@ -94,7 +88,7 @@ def calibrated_share(target: float, environment: dict, rounds: int) -> tuple[flo
     for _ in range(rounds):
         hogs = Hogs(share)
         try:
-            readings = [probe_wall_seconds(environment) for _ in range(2)]
+            readings = [speed_probe(wall_clock=True, environment=environment) for _ in range(2)]
         finally:
             hogs.stop()
         share = min(MAX_SHARE, 1 - (1 - share) * statistics.median(readings) / target)
@@ -122,11 +116,11 @@ def main() -> None:
     share, calibration = calibrated_share(args.probe, environment, args.rounds)
     hogs = Hogs(share)
     try:
-        before = [probe_wall_seconds(environment) for _ in range(2)]
+        before = [speed_probe(wall_clock=True, environment=environment) for _ in range(2)]
         start = time.perf_counter()
         status = subprocess.run(command, env=environment).returncode
         wall = time.perf_counter() - start
-        after = [probe_wall_seconds(environment) for _ in range(2)]
+        after = [speed_probe(wall_clock=True, environment=environment) for _ in range(2)]
     finally:
         hogs.stop()
     record = {"command": " ".join(command), "exit_status": status, "wall_seconds": round(wall, 1),
