@@ -145,10 +145,10 @@ def audit_experiment(inputs: Path) -> dict:
     return audit
 
 
-# An experiment of the tiny run whose records come from a folder of PNGs (the uint8 cache of every
-# file-based source, not the digits' float32 array), with an attack on each kind of model query that
-# opens the records: the loss tensors (loss, PFAMI_Met), SecMI's and PIA's queries. (The other attacks
-# score the same files; the tiny experiment runs them all.)
+# An experiment whose records come from a folder of PNGs (the uint8 cache of every file-based source,
+# not the digits' float32 array), with an attack on each kind of model query that opens the records:
+# the loss tensors (loss, PFAMI_Met), SecMI's and PIA's queries. (The other attacks score the same
+# files; the tiny experiment runs them all.)
 IMAGE_FOLDER_EXPERIMENT = "tiny_images"
 IMAGE_FOLDER_INPUTS = "image_folder"
 IMAGE_FOLDER_RECORDS = 80
@@ -210,12 +210,11 @@ def stages_run(dvc_output: str) -> set[str]:
 
 
 def start_tiny_run(workdir: Path) -> BackgroundRun:
-    """The whole tiny DAG and its ablations, with an audit of a given model and an experiment on an
-    image folder beside the tiny config's experiments (one Snakemake run packs both cores better than several)."""
+    """The whole tiny DAG and its ablations, with an audit of a given model beside the tiny config's
+    experiments (one Snakemake run packs both cores better than several)."""
     copy_project(workdir)
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["experiments"]["audit"] = audit_experiment(workdir / AUDIT_INPUTS)
-    config["experiments"][IMAGE_FOLDER_EXPERIMENT] = image_folder_experiment(workdir / IMAGE_FOLDER_INPUTS)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return BackgroundRun([*SNAKEMAKE, "--cores", "2", "all", "ablations"], workdir, workdir.parent / "tiny_run.log")
 
