@@ -16,7 +16,6 @@ import math
 
 import numpy as np
 from scipy.special import betaincinv
-from sklearn.metrics import auc, roc_curve
 
 from pfami.config import DEFAULT_DELTA
 
@@ -41,6 +40,10 @@ def tpr_at_fpr(false_positive_rates: np.ndarray, true_positive_rates: np.ndarray
 
 def roc_summary(scores: np.ndarray, is_member: np.ndarray) -> dict[str, float]:
     """AUC and TPR at each level of ``FPR_LEVELS``."""
+    # Imported here: the steps that only read results (figures, summary, audit document) need the rest
+    # of this module, and importing scikit-learn costs each of them about 0.6 CPU-s.
+    from sklearn.metrics import auc, roc_curve
+
     scores, is_member = _check(scores, is_member)
     fpr, tpr, _ = roc_curve(is_member, scores)
     # The same number as roc_auc_score (trapezoids under this curve), without its input checks, which
@@ -189,6 +192,8 @@ def evaluate_attack(shadow_scores: np.ndarray, shadow_is_member: np.ndarray, tar
 
 def roc_points(scores: np.ndarray, is_member: np.ndarray) -> np.ndarray:
     """ROC points [K, 3]: fpr, tpr, threshold."""
+    from sklearn.metrics import roc_curve
+
     scores, is_member = _check(scores, is_member)
     fpr, tpr, thresholds = roc_curve(is_member, scores)
     return np.column_stack([fpr, tpr, thresholds])

@@ -1,5 +1,8 @@
 """The summary's PFAMI-vs-best-baseline line, on hand-made metrics."""
 
+import subprocess
+import sys
+
 from pfami.report import (BLIND_WARNING, blind_baseline_line, comparison_line, intervals_overlap, sampler_line,
                           summary_csv, summary_markdown)
 
@@ -81,3 +84,12 @@ def test_the_blind_baseline_has_a_row_and_warns_only_when_its_interval_is_above_
     assert "| Blind baseline" not in old_block  # metrics from before the blind baseline: no row, no sentence
     csv = summary_csv({"shifted": {**base, "blind_baseline": shifted}})
     assert csv.splitlines()[-1].startswith("shifted,blind_baseline,0.93,0.5001,0.97,") and csv.endswith(",0,0\n")
+
+
+def test_the_steps_that_only_read_results_import_no_scikit_learn():
+    # The figures, the summary and the audit document read what evaluate wrote; importing scikit-learn
+    # would cost each of these jobs about 0.6 CPU-s for nothing.
+    code = ("import sys; import pfami.report, pfami.plots, pfami.audit_document; "
+            "assert 'sklearn' not in sys.modules, 'sklearn was imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
