@@ -111,6 +111,8 @@ def main() -> None:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to run after --")
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: calibrate at least once (1 or more)")
     environment = {**os.environ, **(LOWERED_KERNELS[args.kernels.upper()] if args.kernels else {})}
 
     share, calibration = calibrated_share(args.probe, environment, args.rounds)
