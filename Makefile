@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+comma := ,
 CORES ?= all
 
 .PHONY: reproduce test test-cluster env reference clean-results
@@ -23,17 +24,31 @@ endif
 
 # uv (pinned in constraints.txt) installs the same pinned versions in about half of pip's time. It
 # reads neither pip's configuration nor PIP_* variables, so the folders pip takes wheels from (where a
-# machine keeps its torch CPU wheel) are handed to it. --compile-bytecode: where PYTHONDONTWRITEBYTECODE
-# is set, every job would otherwise compile torch and diffusers afresh when it starts (10 s instead of 3).
+# machine keeps its torch CPU wheel) are handed to it.
 PIP_WHEEL_FOLDERS := $(sort $(wildcard $(PIP_FIND_LINKS) $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)))
-UV_INSTALL := $(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt \
+UV_INSTALL := $(BIN)/uv pip install --python $(BIN)/python --quiet -c constraints.txt \
 	$(foreach folder,$(PIP_WHEEL_FOLDERS),--find-links $(folder))
+
+# Bytecode. Compiling all of the environment's 15,000 modules (uv's --compile-bytecode) was most of
+# set-up's CPU (about 45 CPU-s); the steps import about 4,500 of them. So Python writes the bytecode of
+# what it imports, its default: PYTHONDONTWRITEBYTECODE, which some machines set, is not passed on to
+# make's commands. And `make env` imports what the steps and Snakemake import, once, in two processes
+# (torch's side, the rest), so that the first jobs do not each compile torch, and a run outside make starts
+# as fast where that variable is set (a job would otherwise compile torch and diffusers afresh: 10 s
+# instead of 3). A module these lists miss is compiled once, by the first command make runs that imports it.
+unexport PYTHONDONTWRITEBYTECODE
+STEP_IMPORTS_TORCH := pfami.models.ddpm pfami.models.ldm pfami.models.vae pfami.likelihood opacus
+STEP_IMPORTS_REST := sklearn.metrics sklearn.svm sklearn.linear_model sklearn.model_selection scipy.stats \
+	matplotlib.pyplot matplotlib.backends.backend_agg pfami.config dvc.cli snakemake.cli \
+	snakemake.report.html_reporter snakemake_executor_plugin_slurm smart_open yte dpath argparse_dataclass
 
 $(BIN)/snakemake: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt uv
 	# torch is named first: on a machine with its CPU wheel on disk, this takes it instead of a CUDA download.
 	$(UV_INSTALL) torch -e '.[test]'
+	$(BIN)/python -c 'import $(subst $() ,$(comma),$(STEP_IMPORTS_TORCH))' & torch_side=$$!; \
+		$(BIN)/python -c 'import $(subst $() ,$(comma),$(STEP_IMPORTS_REST))' && wait $$torch_side
 	touch $@
 
 env: $(BIN)/snakemake

@@ -11,7 +11,9 @@ never paired with other data.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import importlib.util
 import json
 import logging
 import pickle
@@ -60,11 +62,28 @@ class DataError(ValueError):
     """Bad or missing input data; the message names the file or key and what to do."""
 
 
+# scikit-learn's copy of the digits (the 1797 rows of 64 pixel values and a label), which
+# sklearn.datasets.load_digits reads. Read here without importing scikit-learn: the import is about a
+# tenth of a model step's CPU in the tiny runs (0.6 of 6 CPU-s), and no model step needs anything else
+# from it. tests/test_data.py holds the images equal to load_digits()'s.
+DIGITS_FILE = Path("datasets", "data", "digits.csv.gz")
+
+
+def digits_pixels() -> np.ndarray:
+    """The 1797 digits as float64 [1797, 8, 8], values 0..16: ``load_digits().images``."""
+    package = importlib.util.find_spec("sklearn")  # finds the package without running its __init__
+    path = Path(package.submodule_search_locations[0], DIGITS_FILE) if package else None
+    if path is None or not path.is_file():  # another scikit-learn layout: its own loader
+        from sklearn.datasets import load_digits
+
+        return load_digits().images
+    with gzip.open(path, "rt") as file:
+        return np.loadtxt(file, delimiter=",")[:, :-1].reshape(-1, 8, 8)
+
+
 def load_digits_images(image_size: int) -> np.ndarray:
     """scikit-learn's 1797 8x8 digits, resized (bilinear) to ``image_size`` and scaled to [-1, 1]."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits().images.astype(np.float32) / 16.0  # values 0..16
+    digits = digits_pixels().astype(np.float32) / 16.0  # values 0..16
     if image_size != 8:
         digits = np.stack(
             [
