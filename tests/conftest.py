@@ -230,6 +230,7 @@ def start_dvc_repro(root: Path) -> BackgroundRun:
     run_command(workdir, sys.executable, "scripts/write_dvc_yaml.py")
     run_command(workdir, "git", "init", "-q")
     run_command(workdir, "dvc", "init", "-q")
+    shutil.copy(PROJECT / ".dvcignore", workdir / ".dvcignore")
     run_command(workdir, "dvc", "config", "core.analytics", "false")
     run_command(workdir, "dvc", "remote", "add", "-d", "local", str(root / "remote"))
     run_command(workdir, "git", "add", "-A")
