@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pfami.cli import STEP_GC_THRESHOLDS
+from pfami.config import FAMILIES
 
 # Before torch and the rest are imported: the session makes millions of objects in hundreds of small
 # tests, so collect garbage as the pipeline's steps do (pfami/cli.py); it saves about 15% of the unit tests' time.
@@ -209,6 +210,12 @@ def stages_run(dvc_output: str) -> set[str]:
     return {line.split("'")[1] for line in dvc_output.splitlines() if line.startswith("Running stage")}
 
 
+# The tests' own sequence is the suite's critical path (the DVC round trips and the SLURM tests wait for
+# the DVC repro, then mostly for SLURM), so the background runs that tests read only later yield the CPU
+# to it and take the rest.
+YIELDING = ["nice", "-n", "10"]
+
+
 def start_tiny_run(workdir: Path) -> BackgroundRun:
     """The whole tiny DAG and its ablations, with an audit of a given model beside the tiny config's
     experiments (one Snakemake run packs both cores better than several)."""
@@ -216,7 +223,27 @@ def start_tiny_run(workdir: Path) -> BackgroundRun:
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["experiments"]["audit"] = audit_experiment(workdir / AUDIT_INPUTS)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return BackgroundRun([*SNAKEMAKE, "--cores", "2", "all", "ablations"], workdir, workdir.parent / "tiny_run.log")
+    return BackgroundRun([*YIELDING, *SNAKEMAKE, "--cores", "2", "all", "ablations"], workdir,
+                         workdir.parent / "tiny_run.log")
+
+
+def image_folder_queries(workdir: Path) -> list[Path]:
+    """The files of the steps that open the records of ``image_folder_experiment``: the loss tensors and
+    SecMI's and PIA's queries on the target's records (after its split and training)."""
+    results = workdir / "results" / IMAGE_FOLDER_EXPERIMENT
+    return [results / "losses" / "target-on-target.npz",
+            *(results / "baselines" / f"{family}-target-on-target.npz" for family in FAMILIES)]
+
+
+def start_image_folder_run(workdir: Path) -> BackgroundRun:
+    """``image_folder_experiment`` alone, up to ``image_folder_queries``."""
+    copy_project(workdir)
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["experiments"] = {IMAGE_FOLDER_EXPERIMENT: image_folder_experiment(workdir / IMAGE_FOLDER_INPUTS)}
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    targets = [str(path.relative_to(workdir)) for path in image_folder_queries(workdir)]
+    return BackgroundRun([*YIELDING, *SNAKEMAKE, "--cores", "2", *targets], workdir,
+                         workdir.parent / "image_folder_run.log")
 
 
 def start_dvc_repro(root: Path) -> BackgroundRun:
@@ -238,8 +265,8 @@ def start_dvc_repro(root: Path) -> BackgroundRun:
     return BackgroundRun(["dvc", "repro"], workdir, root / "dvc_repro.log", DVC_ENVIRONMENT)
 
 
-# The two long runs, in the order they start; each is the first step of the fixture of that name.
-BACKGROUND_RUNS = {"tiny_run": start_tiny_run, "versioned": start_dvc_repro}
+# The long runs, in the order they start; each is the first step of the fixture of that name.
+BACKGROUND_RUNS = {"tiny_run": start_tiny_run, "versioned": start_dvc_repro, "image_folder_run": start_image_folder_run}
 
 
 def pytest_collection_modifyitems(items):
@@ -285,6 +312,13 @@ def versioned(background_runs) -> Path:
     run_command(workdir, "git", "commit", "-qm", "results")
     run_command(workdir, "dvc", "push")
     return workdir
+
+
+@pytest.fixture(scope="session")
+def image_folder_run(background_runs) -> Path:
+    """The project folder of ``start_image_folder_run``'s run, once it has finished."""
+    background_runs["image_folder_run"].wait()
+    return background_runs["image_folder_run"].cwd
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ from pfami.attacks import ATTACKS
 from pfami.config import FAMILIES, FAMILY_OF
 import yaml
 
-from tests.conftest import (IMAGE_FOLDER_ATTACKS, IMAGE_FOLDER_EXPERIMENT, IMAGE_FOLDER_INPUTS, IMAGE_FOLDER_RECORDS, PROJECT,
-                            copy_project, image_folder_experiment, run_snakemake, single_experiment_config)
+from tests.conftest import (IMAGE_FOLDER_ATTACKS, IMAGE_FOLDER_EXPERIMENT, IMAGE_FOLDER_RECORDS, PROJECT, copy_project,
+                            image_folder_queries, run_snakemake, single_experiment_config)
 
 pytestmark = pytest.mark.workflow
 
@@ -144,24 +144,18 @@ def test_ldm_experiment_shares_one_autoencoder_and_trains_a_latent_unet_per_role
     assert "## tiny_ldm" in summary and "LDM (shared 4x8 AutoencoderKL to a 2 x 8 x 8 latent" in summary
 
 
-def test_an_image_folder_source_reaches_every_kind_of_model_query(tmp_path):
+def test_an_image_folder_source_reaches_every_kind_of_model_query(image_folder_run):
     """An experiment on a folder of PNGs (``tests.conftest.image_folder_experiment``), held as the uint8
     cache: every step that opens the records (training, the loss tensors, SecMI's and PIA's queries) opens
     them as the split did, so the split file's fingerprint matches in each (SecMI and PIA once fingerprinted
     a float32 copy and refused every source but the digits). Only those steps run, on the target's records
-    (the shadow's go through the same code): the steps after them read their files, whatever the source,
-    and the tiny run covers them."""
-    workdir = copy_project(tmp_path / "run")
-    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
-    config["experiments"] = {IMAGE_FOLDER_EXPERIMENT: image_folder_experiment(workdir / IMAGE_FOLDER_INPUTS)}
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    results = workdir / "results" / IMAGE_FOLDER_EXPERIMENT
-    queries = [results / "losses" / "target-on-target.npz",
-               *(results / "baselines" / f"{family}-target-on-target.npz" for family in FAMILIES)]
-    run_snakemake(workdir, "--cores", "2", *(str(path.relative_to(workdir)) for path in queries))
+    (the shadow's go through the same code; ``tests.conftest.start_image_folder_run``): the steps after them
+    read their files, whatever the source, and the tiny run covers them."""
+    results = image_folder_run / "results" / IMAGE_FOLDER_EXPERIMENT
+    queries = image_folder_queries(image_folder_run)
     splits = json.loads((results / "splits.json").read_text())
     assert splits["record_count"] == IMAGE_FOLDER_RECORDS
-    assert len(list((workdir / "results" / "cache").glob("image_folder-16px-3ch-*.npy"))) == 1
+    assert len(list((image_folder_run / "results" / "cache").glob("image_folder-16px-3ch-*.npy"))) == 1
     assert {FAMILY_OF[attack] for attack in IMAGE_FOLDER_ATTACKS if attack in FAMILY_OF} == set(FAMILIES)
     for path in queries:
         with np.load(path) as tensors:
