@@ -210,12 +210,6 @@ def stages_run(dvc_output: str) -> set[str]:
     return {line.split("'")[1] for line in dvc_output.splitlines() if line.startswith("Running stage")}
 
 
-# The tests' own sequence is the suite's critical path (the DVC round trips and the SLURM tests wait for
-# the DVC repro, then mostly for SLURM), so the background runs that tests read only later yield the CPU
-# to it and take the rest.
-YIELDING = ["nice", "-n", "10"]
-
-
 def start_tiny_run(workdir: Path) -> BackgroundRun:
     """The whole tiny DAG and its ablations, with an audit of a given model beside the tiny config's
     experiments (one Snakemake run packs both cores better than several)."""
@@ -223,7 +217,7 @@ def start_tiny_run(workdir: Path) -> BackgroundRun:
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["experiments"]["audit"] = audit_experiment(workdir / AUDIT_INPUTS)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return BackgroundRun([*YIELDING, *SNAKEMAKE, "--cores", "2", "all", "ablations"], workdir,
+    return BackgroundRun([*SNAKEMAKE, "--cores", "2", "all", "ablations"], workdir,
                          workdir.parent / "tiny_run.log")
 
 
@@ -242,7 +236,7 @@ def start_image_folder_run(workdir: Path) -> BackgroundRun:
     config["experiments"] = {IMAGE_FOLDER_EXPERIMENT: image_folder_experiment(workdir / IMAGE_FOLDER_INPUTS)}
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     targets = [str(path.relative_to(workdir)) for path in image_folder_queries(workdir)]
-    return BackgroundRun([*YIELDING, *SNAKEMAKE, "--cores", "2", *targets], workdir,
+    return BackgroundRun([*SNAKEMAKE, "--cores", "2", *targets], workdir,
                          workdir.parent / "image_folder_run.log")
 
 
