@@ -217,8 +217,7 @@ def start_tiny_run(workdir: Path) -> BackgroundRun:
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["experiments"]["audit"] = audit_experiment(workdir / AUDIT_INPUTS)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return BackgroundRun([*SNAKEMAKE, "--cores", "2", "all", "ablations"], workdir,
-                         workdir.parent / "tiny_run.log")
+    return BackgroundRun([*SNAKEMAKE, "--cores", "2", "all", "ablations"], workdir, workdir.parent / "tiny_run.log")
 
 
 def image_folder_queries(workdir: Path) -> list[Path]:
