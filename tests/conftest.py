@@ -91,6 +91,15 @@ def single_experiment_config(tmp_path: Path, name: str = "tiny", **settings) -> 
     return path
 
 
+def modules_imported_by(code: str) -> set[str]:
+    """The names in ``sys.modules`` after ``code`` runs in a fresh interpreter: what a job doing the same
+    would pay to import."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
 def run_snakemake(workdir: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([*SNAKEMAKE, *arguments], cwd=workdir, capture_output=True, text=True)
     if check and result.returncode != 0:
@@ -235,8 +244,7 @@ def start_image_folder_run(workdir: Path) -> BackgroundRun:
     config["experiments"] = {IMAGE_FOLDER_EXPERIMENT: image_folder_experiment(workdir / IMAGE_FOLDER_INPUTS)}
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     targets = [str(path.relative_to(workdir)) for path in image_folder_queries(workdir)]
-    return BackgroundRun([*SNAKEMAKE, "--cores", "2", *targets], workdir,
-                         workdir.parent / "image_folder_run.log")
+    return BackgroundRun([*SNAKEMAKE, "--cores", "2", *targets], workdir, workdir.parent / "image_folder_run.log")
 
 
 def start_dvc_repro(root: Path) -> BackgroundRun:

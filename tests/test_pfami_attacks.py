@@ -1,12 +1,10 @@
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from pfami.attacks import queries_per_record, score_attack
 from pfami.attacks.pfami import pfami_met_scores, pfami_nns_scores
 from pfami.metrics import roc_summary
+from tests.conftest import modules_imported_by
 
 
 def test_pfami_met_means_over_all_entries_or_one_strength():
@@ -73,7 +71,6 @@ def test_the_workflow_and_the_metric_attacks_import_no_torch():
     # Importing torch costs seconds of CPU in every job: Snakemake (pfami.config, pfami.models), the
     # metric attacks and the ablation studies must not pay for it; only the NN attacks do.
     code = """
-import sys
 import numpy as np
 import pfami.ablations, pfami.config, pfami.models, pfami.metrics
 from pfami.attacks import score_attack
@@ -81,7 +78,5 @@ role = {"fluctuation": np.ones((2, 2, 3)), "attacked_model_losses": np.ones((2, 
         "reference_model_losses": np.ones((2, 2, 4)), "is_member": np.array([True, False])}
 for attack in ("loss", "calibrated_loss", "pfami_met"):
     score_attack(attack, {}, role, role, seed=0)
-assert "torch" not in sys.modules, "torch was imported"
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert "torch" not in modules_imported_by(code)
